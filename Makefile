@@ -1,0 +1,52 @@
+# One-command set-up: `make demo` and `make test` each create .venv and install on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# Offline hygiene (../shared/STACK.md): no update checks, no hub retries, no telemetry.
+export NO_ALBUMENTATIONS_UPDATE := 1
+export HF_HUB_OFFLINE := 1
+export WANDB_MODE := disabled
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-fast bench lint format clean
+
+setup: $(STAMP)
+
+# Re-runs only when pyproject.toml changes. torch/torchvision come from local wheels via plain
+# pip. img2dataset pulls the `dataclasses` backport, which shadows the standard library and
+# breaks Prefect's server: remove it, then prove the stack imports and a flow runs.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,dask]'
+	$(PY) -m pip uninstall -y -q dataclasses 2>/dev/null || true
+	$(PY) -m countclip.selfcheck
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/countclip demo $(DEMO_ARGS)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf data results .pytest_cache

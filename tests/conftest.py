@@ -1,0 +1,48 @@
+"""Test-session hygiene: offline settings, and PREFECT_HOME/TMPDIR inside a per-run temp dir.
+
+Set at import time, before any test module imports Prefect or creates a temp file, so nothing a
+test does leaks into ~/.prefect or /tmp. The directory is removed when the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from countclip.offline import apply_offline_env
+
+REPO = Path(__file__).resolve().parents[1]
+_RUN_TMP = REPO / ".pytest-tmp" / f"run-{os.getpid()}"
+_RUN_TMP.mkdir(parents=True, exist_ok=True)
+os.environ["TMPDIR"] = str(_RUN_TMP / "tmp")
+os.environ["PREFECT_HOME"] = str(_RUN_TMP / "prefect-home")
+Path(os.environ["TMPDIR"]).mkdir(exist_ok=True)
+Path(os.environ["PREFECT_HOME"]).mkdir(exist_ok=True)
+tempfile.tempdir = None  # forget a cached /tmp
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+apply_offline_env()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("COUNTCLIP_KEEP_TEST_TMP") != "1":
+        shutil.rmtree(_RUN_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect API for the session (real server, SQLite, in this run's temp dir)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
