@@ -46,6 +46,10 @@ class WorldConfig(StrictModel):
     )
     slow_seconds: float = Field(5.0, ge=0, description="delay of the 'slow' misbehaviour")
     countbench_per_count: int = Field(60, ge=1)
+    port: int = Field(
+        0, ge=0, le=65535, description="loopback image server port (0 = a random free port)"
+    )
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality the server sends")
 
 
 class MetadataConfig(StrictModel):
@@ -108,6 +112,13 @@ class DownloadConfig(StrictModel):
         default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"]
     )
     user_agent_token: str | None = "countclip"
+    retry_error_classes: list[str] = Field(
+        default_factory=lambda: [
+            "http_5xx", "http_429", "timeout", "connection", "truncated", "shard_failed", "other"
+        ],
+        description="failure classes a retry-failed pass re-queues (transient ones); never "
+        "opt_out, and 404/4xx/decode errors are deterministic",
+    )
 
 
 class LambdaConfig(StrictModel):
@@ -144,6 +155,10 @@ class TrainConfig(StrictModel):
     counting_fraction: float = Field(0.2, gt=0, le=1, description="counting samples per batch")
     batch_size: int = Field(64, ge=2)
     steps: int = Field(400, ge=1)
+    epochs: int | None = Field(
+        None, ge=1, description="if set: steps = epochs x steps per epoch (one pass over the "
+        "counting training samples), and validation runs at every epoch end"
+    )
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
@@ -167,6 +182,15 @@ class EvalConfig(StrictModel):
     supplement: str | None = Field(None, description="replacement rows, same format")
     batch_size: int = Field(128, ge=1)
     zero_shot: bool = True
+    zero_shot_per_class: int = Field(
+        20, ge=1, description="synthetic shape/colour images rendered per class"
+    )
+    zero_shot_image_size: int = Field(
+        64, ge=16, description="render size of the zero-shot images (match the download size)"
+    )
+    zero_shot_dataset: str | None = Field(
+        None, description="a CLIP_benchmark-format folder to use instead of the synthetic set"
+    )
     device: str = "auto"
 
 

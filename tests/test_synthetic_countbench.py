@@ -1,0 +1,82 @@
+"""The synthetic CountBench: real format, 60 per count, held-out ids and caption templates."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from PIL import Image
+
+from countclip.config import WorldConfig
+from countclip.synthetic import (
+    COUNTBENCH_ID_BASE,
+    NUMBER_WORDS,
+    ImageServer,
+    generate_metadata,
+    parse_scene_url,
+    write_countbench,
+)
+from countclip.synthetic.captions import (
+    COUNTBENCH_TEMPLATES,
+    COUNTING_TEMPLATES,
+    DISTRACTOR_TEMPLATES,
+    NON_COUNTING_TEMPLATES,
+)
+from countclip.synthetic.metadata import caption_table
+from countclip.synthetic.world import PLURALS
+
+BASE = "http://127.0.0.1:9"
+
+
+def _skeleton(template: str) -> str:
+    return re.sub(r"\{\w\}", "_", template).lower().strip(" .")
+
+
+def test_countbench_format_and_ground_truth(tmp_path: Path) -> None:
+    world = WorldConfig(seed=1)
+    path = write_countbench(tmp_path / "CountBench.json", world, BASE)
+    rows = json.loads(path.read_text())
+    assert len(rows) == 540
+    assert all(set(r) == {"image_url", "text", "number"} for r in rows)
+    assert Counter(r["number"] for r in rows) == {n: 60 for n in range(2, 11)}
+    for row in rows:
+        scene = parse_scene_url(row["image_url"])
+        assert isinstance(row["number"], int) and scene.count == row["number"]
+        text = row["text"].lower()
+        assert re.search(rf"\b{NUMBER_WORDS[row['number']]}\b", text), row
+        assert scene.colour in text and PLURALS[scene.shape] in text, row
+    assert len({r["text"] for r in rows}) > 300
+    assert write_countbench(tmp_path / "again.json", world, BASE).read_text() == path.read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_countbench_is_held_out_from_training(tmp_path: Path) -> None:
+    world = WorldConfig(seed=1, rows=5000, countbench_per_count=5)
+    parts = generate_metadata(tmp_path / "meta", world, BASE)
+    train_ids = set(pq.read_table(parts[0]).column("SAMPLE_ID").to_pylist())
+    rows = json.loads(write_countbench(tmp_path / "cb.json", world, BASE).read_text())
+    bench_ids = {parse_scene_url(r["image_url"]).sample_id for r in rows}
+    assert len(bench_ids) == 45 and min(bench_ids) >= COUNTBENCH_ID_BASE
+    assert not bench_ids & train_ids
+    assert max(train_ids) < COUNTBENCH_ID_BASE
+    # Templates never used in the training metadata, nor any caption it can write.
+    training = {_skeleton(t) for t in COUNTING_TEMPLATES}
+    training |= {_skeleton(t) for t, _ in (*DISTRACTOR_TEMPLATES, *NON_COUNTING_TEMPLATES)}
+    assert not {_skeleton(t) for t in COUNTBENCH_TEMPLATES} & training
+    all_training_texts = {t.lower() for t in caption_table()[0].to_pylist()}
+    assert not {r["text"].lower().strip(".") for r in rows} & all_training_texts
+
+
+def test_countbench_images_come_from_the_server(tmp_path: Path) -> None:
+    world = WorldConfig(seed=2, countbench_per_count=2, misbehave_fraction=0.0, image_size=64)
+    with ImageServer(world) as srv:
+        rows = json.loads(write_countbench(tmp_path / "cb.json", world, srv.base_url).read_text())
+        for row in rows[::4]:
+            with urllib.request.urlopen(row["image_url"], timeout=5) as resp:
+                img = Image.open(io.BytesIO(resp.read()))
+            assert img.size == (64, 64)
