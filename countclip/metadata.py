@@ -1,0 +1,234 @@
+"""Stage 1: LAION-400M metadata -> counting candidates and a common (non-counting) sample.
+
+All the data work happens in DuckDB with the queries kept in ``sql/*.sql`` and every value bound
+as a parameter. Results are streamed to parquet with ``COPY (query) TO $out``: the table never
+enters Python, so memory stays bounded by DuckDB's ``memory_limit`` whatever the source size.
+The number-word regex here is only a cheap prefilter; :mod:`countclip.captions` decides.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from countclip.config import MetadataConfig
+from countclip.stage import atomic_dir, fingerprint, read_manifest, stage_dir, write_manifest
+
+STAGE = "metadata"
+STAGE_VERSION = "1"
+LAION_COLUMNS: tuple[str, ...] = (
+    "SAMPLE_ID",
+    "URL",
+    "TEXT",
+    "HEIGHT",
+    "WIDTH",
+    "LICENSE",
+    "NSFW",
+    "similarity",
+)
+REMOTE_PREFIXES = (
+    "http://",
+    "https://",
+    "s3://",
+    "s3a://",
+    "gs://",
+    "gcs://",
+    "hf://",
+    "r2://",
+    "az://",
+    "abfss://",
+)
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+Progress = Callable[[float, str], None] | None
+
+
+class MetadataError(ValueError):
+    """Bad stage-1 input: unreadable source, missing LAION columns, or nothing selected."""
+
+
+class MetadataSourceNotFound(MetadataError, FileNotFoundError):
+    """The source glob/file matches no file."""
+
+
+@cache
+def load_sql(name: str) -> str:
+    """Text of ``sql/<name>`` (the repo's ``sql/`` directory beside the package)."""
+    path = SQL_DIR / name
+    if not path.exists():  # pragma: no cover - broken install
+        raise FileNotFoundError(f"SQL file not found: {path}")
+    return path.read_text()
+
+
+def number_pattern(words: list[str], include_digits: bool = False) -> str:
+    """RE2 pattern matching any number word (or digit 2..10) as a whole word."""
+    alts = [re.escape(w) for w in words]
+    if include_digits:
+        alts += ["10", "[2-9]"]
+    return r"\b(" + "|".join(alts) + r")\b"
+
+
+def is_remote(source: str) -> bool:
+    return source.lower().startswith(REMOTE_PREFIXES)
+
+
+def connect(cfg: MetadataConfig, source: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the stage's thread/memory limits; httpfs only for remote data."""
+    con = duckdb.connect(config={"threads": cfg.threads, "memory_limit": cfg.memory_limit})
+    if is_remote(source):
+        try:
+            con.execute("LOAD httpfs")
+        except duckdb.Error:
+            con.execute("INSTALL httpfs")
+            con.execute("LOAD httpfs")
+    return con
+
+
+def _filter_params(cfg: MetadataConfig) -> dict:
+    return {
+        "source": cfg.source,
+        "allowed_nsfw": list(cfg.allowed_nsfw),
+        "min_similarity": float(cfg.min_similarity),
+        "min_width": int(cfg.min_width),
+        "min_height": int(cfg.min_height),
+        "pattern": number_pattern(cfg.number_words, cfg.include_digits),
+    }
+
+
+def check_source(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    """Files the source matches; raise :class:`MetadataError` naming a file and its missing
+    LAION column(s), or :class:`MetadataSourceNotFound` when nothing matches."""
+    if not source:
+        raise MetadataError("metadata.source is empty: give a parquet file, glob or URL")
+    try:
+        rows = con.execute(load_sql("source_columns.sql"), {"source": source}).fetchall()
+    except duckdb.IOException as exc:
+        if "No files found" in str(exc) or "No such file" in str(exc):
+            raise MetadataSourceNotFound(f"no parquet file matches {source!r}: {exc}") from exc
+        raise MetadataError(f"cannot read parquet {source!r}: {exc}") from exc
+    except duckdb.Error as exc:
+        raise MetadataError(f"cannot read parquet {source!r}: {exc}") from exc
+    if not rows:
+        raise MetadataSourceNotFound(f"no parquet file matches {source!r}")
+    for file_name, columns in rows:
+        missing = [c for c in LAION_COLUMNS if c not in set(columns)]
+        if missing:
+            raise MetadataError(
+                f"{file_name}: missing LAION column(s) {', '.join(missing)} "
+                f"(expected {', '.join(LAION_COLUMNS)})"
+            )
+    return [r[0] for r in rows]
+
+
+def source_fingerprint(source: str, files: list[str]) -> str:
+    """Cheap identity of the input: path, size and mtime of each local file (hashing a 1 GB
+    LAION part would cost more than the stage), or the URLs themselves for remote data."""
+    parts = []
+    for name in files:
+        try:
+            st = os.stat(name)
+            parts.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            parts.append((name,))
+    return fingerprint(source, parts)
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql_name: str, params: dict, out: Path) -> int:
+    query = load_sql(sql_name).strip().rstrip(";")
+    rows = con.execute(f"COPY ({query}) TO $out (FORMAT parquet)", {**params, "out": str(out)})
+    return int(rows.fetchall()[0][0])
+
+
+def run_metadata_stage(cfg: MetadataConfig, data_root: str, progress: Progress = None) -> dict:
+    """Select counting candidates and a seeded common sample from LAION metadata parquet.
+
+    Outputs ``candidates.parquet`` and ``common.parquet`` (the LAION columns). The manifest's
+    stats satisfy ``rows_read == kept + sum(dropped.values())`` where ``kept`` is the number of
+    candidates and ``dropped`` counts, in filter order, the rows each filter removed (rows with
+    no number word under ``no_number``; the common sample is drawn from those).
+    """
+    started = time.perf_counter()
+    report = progress or (lambda _f, _m: None)
+    con = connect(cfg, cfg.source)
+    try:
+        files = check_source(con, cfg.source)
+        src_fp = source_fingerprint(cfg.source, files)
+        fp = fingerprint(STAGE, cfg, src_fp, STAGE_VERSION)
+        out = stage_dir(data_root, STAGE, fp)
+        done = read_manifest(out)
+        if done is not None:
+            return done
+        params = _filter_params(cfg)
+        report(0.05, f"counting {len(files)} file(s)")
+        try:
+            cur = con.execute(load_sql("filter_stats.sql"), params)
+            names = [d[0] for d in cur.description]
+            stats = dict(zip(names, (int(v) for v in cur.fetchall()[0]), strict=True))
+        except duckdb.Error as exc:
+            raise MetadataError(f"{cfg.source}: query failed: {exc}") from exc
+        if stats["candidates"] == 0:
+            raise MetadataError(
+                f"{cfg.source}: no row passes the filters with a number word in TEXT "
+                f"(rows read {stats['rows_read']}); check the source and thresholds"
+            )
+        n_common = math.ceil(cfg.common_ratio * stats["candidates"])
+        n_common = min(n_common, stats["no_number"])
+        # Oversample a little so the hash prefilter almost surely yields n rows; LIMIT trims.
+        margin = n_common + 5 * math.sqrt(n_common) + 16
+        fraction = min(1.0, margin / max(stats["no_number"], 1))
+        with atomic_dir(out) as tmp:
+            report(0.3, "writing candidates")
+            try:
+                kept = _copy(con, "candidates.sql", params, tmp / "candidates.parquet")
+                report(0.65, "sampling common rows")
+                common = _copy(
+                    con,
+                    "common_sample.sql",
+                    {**params, "seed": int(cfg.seed), "fraction": fraction, "n": int(n_common)},
+                    tmp / "common.parquet",
+                )
+            except duckdb.Error as exc:
+                raise MetadataError(f"{cfg.source}: query failed: {exc}") from exc
+            if kept != stats["candidates"]:  # the source changed under us
+                raise MetadataError(
+                    f"{cfg.source}: {kept} candidates written but {stats['candidates']} counted"
+                )
+    finally:
+        con.close()
+    dropped = {
+        "url": stats["dropped_url"],
+        "nsfw": stats["dropped_nsfw"],
+        "similarity": stats["dropped_similarity"],
+        "size": stats["dropped_size"],
+        "empty_text": stats["dropped_empty_text"],
+        "no_number": stats["no_number"],
+    }
+    report(1.0, f"{kept} candidates, {common} common rows")
+    return write_manifest(
+        out,
+        {
+            "stage": STAGE,
+            "fingerprint": fp,
+            "directory": str(out.resolve()),
+            "outputs": {
+                "candidates": str((out / "candidates.parquet").resolve()),
+                "common": str((out / "common.parquet").resolve()),
+            },
+            "inputs": {"source": src_fp},
+            "source_files": len(files),
+            "config": cfg,
+            "seconds": round(time.perf_counter() - started, 3),
+            "rows_read": stats["rows_read"],
+            "kept": kept,
+            "dropped": dropped,
+            "common_rows": common,
+            "common_requested": n_common,
+        },
+    )

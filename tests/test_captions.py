@@ -1,0 +1,293 @@
+"""Stage 2: the number-word rules on real-looking LAION captions, counterfactuals, the stage."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from countclip.captions import (
+    NUMBER_WORDS,
+    REJECT_REASONS,
+    CaptionError,
+    CaptionParser,
+    CountCaption,
+    find_number,
+    parse_caption,
+    parse_captions,
+    run_caption_stage,
+)
+from countclip.config import CaptionConfig
+
+# (caption, expected count) — captions in the style of LAION-400M alt texts
+ACCEPTED = [
+    ("Two women sitting on a bench in the park", 2),
+    ("Set of three red stars vector icon", 3),
+    ("three ceramic coffee mugs on a wooden table", 3),
+    ("Four Red Apples On A White Background", 4),
+    ("TWO CATS SLEEPING ON A SOFA", 2),
+    ("Vintage brass candle holders, set of two", 2),
+    ("Group of five friends laughing together outdoors", 5),
+    ("Portrait of six puppies in a basket", 6),
+    ("seven colorful hot air balloons over the valley", 7),
+    ("eight wine glasses lined up on a bar counter", 8),
+    ("Nine ducklings following their mother across the road", 9),
+    ("ten pencils isolated on white", 10),
+    ("Two children playing in the snow - stock photo", 2),
+    ("Three cups on a table", 3),
+    ("Mother with her two daughters at the beach", 2),
+    ("Stock Photo - three businessmen shaking hands", 3),
+    ("two red roses. two red roses on a black background", 2),
+    ("Close-up of two hands holding a heart", 2),
+    ("Cute cartoon illustration of three little birds on a branch", 3),
+    ("The two of them walking along the river", 2),
+    ("Pack of two cotton towels, white", 2),
+    ("Five yellow tulips in a glass vase", 5),
+]
+
+# (caption, expected reason)
+REJECTED = [
+    ("a cat on a mat", "no_number"),
+    ("open 24 hours", "no_number"),
+    ("Often seen in the tone of the evening", "no_number"),
+    ("iPhone 7 case with card holder", "no_number"),
+    ("Two hours drive from the city", "time"),
+    ("I waited two weeks for this parcel", "time"),
+    ("we spent three full days in Rome", "time"),
+    ("Meet me at seven pm", "time"),
+    ("Every five minutes a train leaves", "time"),
+    ("Ten years old boy with a bike", "age"),
+    ("a two-year-old girl playing with blocks", "age"),
+    ("Happy child aged three with balloons", "age"),
+    ("My son turns five today", "age"),
+    ("Wedding on the ten of May", "date"),
+    ("Three sisters, one of them smiling", "one_of"),
+    ("one of two cats on the sofa", "one_of"),
+    ("two cats and three dogs in the yard", "multiple_counts"),
+    ("two dogs and one cat on the bed", "multiple_counts"),
+    ("two cats and two dogs playing", "multiple_counts"),
+    ("three chairs and twelve plates on the table", "multiple_counts"),
+    ("one or two apples a day", "ambiguous"),
+    ("two or three apples on a plate", "ambiguous"),
+    ("between two and four people", "ambiguous"),
+    ("about ten people at the party", "ambiguous"),
+    ("at least three birds on the wire", "ambiguous"),
+    ("dinner for two", "ambiguous"),
+    ("a proud mother of three", "ambiguous"),
+    ("two inches of snow on the car", "measure"),
+    ("two cups of flour in a bowl", "measure"),
+    ("costs $5 for three", "ambiguous"),
+    ("two by four lumber stack", "measure"),
+    ("Luxury hotel rated five stars review", "measure"),
+    ("two times faster than before", "multiplier"),
+    ("three-quarters of the pizza left", "multiplier"),
+    ("two and a half apples left", "multiplier"),
+    ("a two in one shampoo bottle", "multiplier"),
+    ("twenty-two balloons at the party", "larger_number"),
+    ("two hundred people in the square", "larger_number"),
+    ("three dozen roses bouquet", "larger_number"),
+    ("the team won three to one", "score"),
+    ("Arsenal beat Chelsea two nil", "score"),
+    ("Windows Ten desktop wallpaper", "model_number"),
+    ("PlayStation Two console with controller", "model_number"),
+    ("Season Two poster of the show", "label"),
+    ("Chapter Three: the journey begins", "label"),
+    ("Apollo number ten capsule", "label"),
+    ("Ocean's Eight movie poster", "title"),
+    ("The Three Musketeers movie poster", "title"),
+    ("Seven Seas cod liver oil capsules", "title"),
+    ("we visited the Seven Sisters cliffs", "title"),
+    ("Nine Inch Nails concert tickets", "title"),
+    ("Top Ten beaches in Europe", "title"),
+    ("the Big Ten championship game", "title"),
+    ("Take Five jazz record sleeve", "title"),
+    ("high five from a happy child", "title"),
+    ("Seven Wonders Of The World Poster", "title"),
+    ("Five Ways To Improve Your Sleep", "listicle"),
+    ("10 things and three tips for a better garden", "listicle"),
+    ("Three Reasons Why You Should Visit Iceland", "listicle"),
+    ("two-tone leather jacket", "compound"),
+    ("Three Piece Suit for men", "compound"),
+    ("five star hotel by the sea", "compound"),
+    ("four door sedan for sale", "compound"),
+    ("Two Tone Heart Necklace", "compound"),
+    ("three legged stool in oak", "compound"),
+    ("two seater sofa in grey velvet", "compound"),
+    ("three bedroom house for sale", "compound"),
+]
+
+
+def test_reason_set_is_closed():
+    assert set(REJECT_REASONS) >= {r for _c, r in REJECTED}
+    assert NUMBER_WORDS == {
+        2: "two",
+        3: "three",
+        4: "four",
+        5: "five",
+        6: "six",
+        7: "seven",
+        8: "eight",
+        9: "nine",
+        10: "ten",
+    }
+
+
+@pytest.mark.parametrize(("text", "count"), ACCEPTED)
+def test_accepted(text, count):
+    cc = parse_caption(text)
+    assert cc is not None, text
+    assert cc.count == count
+    assert cc.word.lower() == NUMBER_WORDS[count]
+    assert text[cc.start : cc.end] == cc.word
+
+
+@pytest.mark.parametrize(("text", "reason"), REJECTED)
+def test_rejected_with_reason(text, reason):
+    [(cc, why)] = list(parse_captions([text], with_reasons=True))
+    assert cc is None, text
+    assert why == reason, text
+
+
+def test_batched_matches_single_and_keeps_order():
+    texts = [t for t, _ in ACCEPTED] + [t for t, _ in REJECTED] + [None, ""]
+    batched = list(parse_captions(texts, batch_size=7))
+    assert len(batched) == len(texts)
+    assert batched == [parse_caption(t) if t else None for t in texts]
+
+
+def test_counterfactual_changes_only_the_span_and_keeps_case():
+    for text, _ in ACCEPTED:
+        cc = parse_caption(text)
+        for n in NUMBER_WORDS:
+            cf = cc.counterfactual(n)
+            new = cf[cc.start : len(cf) - (len(text) - cc.end)]
+            assert cf[: cc.start] == text[: cc.start]
+            assert cf[cc.start + len(new) :] == text[cc.end :]
+            assert new.lower() == NUMBER_WORDS[n]
+            if cc.word.isupper():
+                assert new == new.upper()
+            elif cc.word[0].isupper():
+                assert new == NUMBER_WORDS[n].capitalize()
+            else:
+                assert new == NUMBER_WORDS[n]
+    assert parse_caption("Three cats").counterfactual(7) == "Seven cats"
+    assert parse_caption("THREE CATS").counterfactual(10) == "TEN CATS"
+    assert parse_caption("a box of three eggs!").counterfactual(2) == "a box of two eggs!"
+    with pytest.raises(ValueError):
+        parse_caption("three cats").counterfactual(11)
+
+
+def test_digits_only_when_configured():
+    assert parse_caption("3 kittens in a basket") is None
+    parser = CaptionParser(include_digits=True)
+    cc, why = parser.parse("3 kittens in a basket")
+    assert why is None and cc.count == 3 and cc.word == "3"
+    assert cc.counterfactual(10) == "10 kittens in a basket"
+    assert parser.parse("iPhone 7 case")[1] == "model_number"
+    assert parser.parse("final score 3-2")[1] == "score"
+    assert parser.parse("open 5 days a week")[1] == "time"
+
+
+def test_find_number_for_given_count():
+    text = "Three-year-old twins with their 2 dogs and three cats"
+    cc = find_number(text, 3)
+    assert cc == CountCaption(text, 3, text.index("three cats"), text.index("three cats") + 5)
+    assert find_number(text, 2).word == "2"
+    assert find_number("a photo of ten birds, 100 feathers", 10).start == 11
+    assert find_number("the three-piece suit", 3).word == "three"  # only a glued one: take it
+    assert find_number("no number here", 4) is None
+    assert find_number("often and tone", 10) is None
+    cc = find_number("Seven Dwarfs and SEVEN apples", 7)
+    assert cc.word == "Seven" and cc.counterfactual(2).startswith("Two Dwarfs")
+
+
+def _write_candidates(path, texts):
+    n = len(texts)
+    pq.write_table(
+        pa.table(
+            {
+                "SAMPLE_ID": pa.array(range(n), pa.int64()),
+                "URL": [f"http://127.0.0.1/img/{i}.jpg" for i in range(n)],
+                "TEXT": texts,
+                "HEIGHT": pa.array([256] * n, pa.int32()),
+                "WIDTH": pa.array([256] * n, pa.int32()),
+                "LICENSE": ["?"] * n,
+                "NSFW": ["UNLIKELY"] * n,
+                "similarity": [0.33] * n,
+            }
+        ),
+        path,
+    )
+
+
+def _manifest(tmp_path, texts):
+    cand = tmp_path / "candidates.parquet"
+    _write_candidates(cand, texts)
+    return {
+        "fingerprint": f"meta{len(texts)}",
+        "outputs": {"candidates": str(cand), "common": str(tmp_path / "common.parquet")},
+    }
+
+
+def test_caption_stage_streams_and_counts_add_up(tmp_path):
+    texts = [t for t, _ in ACCEPTED] * 3 + [t for t, _ in REJECTED] + [None]
+    meta = _manifest(tmp_path, texts)
+    cfg = CaptionConfig(rows_per_chunk=16, batch_size=5)
+    m = run_caption_stage(meta, cfg, str(tmp_path / "root"))
+    counting = pq.read_table(m["outputs"]["counting"])
+    rejected = pq.read_table(m["outputs"]["rejected"])
+    assert counting.column_names == [
+        "SAMPLE_ID",
+        "URL",
+        "TEXT",
+        "HEIGHT",
+        "WIDTH",
+        "count",
+        "number_start",
+        "number_end",
+        "number_word",
+    ]
+    assert rejected.column_names == ["SAMPLE_ID", "TEXT", "reason"]
+    assert m["kept"] == counting.num_rows == 3 * len(ACCEPTED)
+    assert m["rows_read"] == len(texts) == counting.num_rows + rejected.num_rows
+    assert sum(m["rejected_by_reason"].values()) == rejected.num_rows
+    assert m["rejected_by_reason"]["title"] == sum(r == "title" for _, r in REJECTED)
+    assert m["outputs"]["common"] == meta["outputs"]["common"]
+    expected = {}
+    for _, c in ACCEPTED:
+        expected[str(c)] = expected.get(str(c), 0) + 3
+    assert m["counts_before_download"] == expected
+    for row in counting.to_pylist():
+        assert row["TEXT"][row["number_start"] : row["number_end"]] == row["number_word"]
+        assert NUMBER_WORDS[row["count"]] == row["number_word"].lower()
+    # resume: the same inputs and config return the finished manifest
+    assert run_caption_stage(meta, cfg, str(tmp_path / "root")) == m
+    assert (
+        json.loads(
+            (tmp_path / "root" / "captions" / m["fingerprint"] / "manifest.json").read_text()
+        )["kept"]
+        == m["kept"]
+    )
+
+
+def test_caption_stage_bad_input_leaves_nothing(tmp_path):
+    root = tmp_path / "root"
+    with pytest.raises(CaptionError, match="not found"):
+        run_caption_stage(
+            {"fingerprint": "x", "outputs": {"candidates": str(tmp_path / "nope.parquet")}},
+            CaptionConfig(),
+            str(root),
+        )
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"SAMPLE_ID": [1], "TEXT": ["two cats"]}), bad)
+    with pytest.raises(CaptionError, match=r"bad\.parquet.*URL"):
+        run_caption_stage(
+            {"fingerprint": "y", "outputs": {"candidates": str(bad)}}, CaptionConfig(), str(root)
+        )
+    meta = _manifest(tmp_path, ["two hours", "Top Ten", "a cat"])
+    with pytest.raises(CaptionError, match="none of 3"):
+        run_caption_stage(meta, CaptionConfig(), str(root))
+    leftovers = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    assert leftovers == []
