@@ -6,6 +6,7 @@ test does leaks into ~/.prefect or /tmp. The directory is removed when the sessi
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -29,9 +30,14 @@ os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
 apply_offline_env()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def _remove_run_tmp() -> None:
     if os.environ.get("COUNTCLIP_KEEP_TEST_TMP") != "1":
         shutil.rmtree(_RUN_TMP, ignore_errors=True)
+
+
+# atexit runs handlers last-in first-out: registered now, before any test starts Prefect's
+# harness (which removes its own temp dir at exit), this one runs after it.
+atexit.register(_remove_run_tmp)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,84 @@
+"""Stage 6 tasks: CountBench shards, evaluation of one model, comparison report."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from countclip.config import DownloadConfig, EvalConfig
+from tasks import artifacts
+from tasks.caching import stage_cache
+from tasks.retrying import transient_retries
+
+
+@task(
+    name="countbench",
+    cache_policy=stage_cache("countclip.countbench"),
+    persist_result=True,
+    **transient_retries(retries=3, backoff=2.0, jitter=0.5),
+)
+def countbench_task(cfg: EvalConfig, download_cfg: DownloadConfig, data_root: str) -> dict:
+    """Download CountBench's images (remote URLs: transient failures are retried)."""
+    from countclip.countbench import run_countbench_stage
+
+    progress = artifacts.ProgressReporter("countbench-progress", "CountBench download")
+    manifest = run_countbench_stage(cfg, download_cfg, data_root, progress=progress)
+    progress.done()
+    artifacts.markdown("countbench-summary", artifacts.manifest_markdown("CountBench", manifest))
+    return manifest
+
+
+def _per_count_rows(manifest: dict) -> list[dict]:
+    """Per-count accuracy rows from whichever key the evaluation manifest uses."""
+    for key in ("per_count_accuracy", "per_count", "accuracy_per_count"):
+        value = manifest.get(key)
+        if isinstance(value, dict):
+            return [
+                {"count": int(c), "accuracy": v}
+                for c, v in sorted(value.items(), key=lambda kv: int(kv[0]))
+            ]
+    return []
+
+
+@task(
+    name="evaluate",
+    cache_policy=stage_cache("countclip.evaluate"),
+    persist_result=True,
+    retries=0,
+    task_run_name="evaluate-{model_ref[label]}",
+)
+def evaluate_task(
+    model_ref: dict, countbench_manifest: dict, cfg: EvalConfig, data_root: str
+) -> dict:
+    """CountBench metrics of one model (deterministic: no retries)."""
+    from countclip.evaluate import run_evaluation_stage
+
+    label = str(model_ref.get("label", "model"))
+    progress = artifacts.ProgressReporter(f"evaluate-{label}-progress", f"evaluating {label}")
+    manifest = run_evaluation_stage(
+        model_ref, countbench_manifest, cfg, data_root, progress=progress
+    )
+    progress.done()
+    rows = _per_count_rows(manifest)
+    if rows:
+        artifacts.table(
+            f"countbench-{label}-per-count", rows, f"CountBench accuracy per count ({label})"
+        )
+    artifacts.markdown(
+        f"evaluate-{label}-summary", artifacts.manifest_markdown(f"Evaluation ({label})", manifest)
+    )
+    artifacts.links(f"evaluate-{label}", manifest.get("outputs") or {})
+    return manifest
+
+
+@task(name="report", retries=0, cache_policy=NO_CACHE, persist_result=False)
+def report_task(results: dict, out_dir: str) -> dict:
+    """Write the comparison report and publish it as a markdown artifact."""
+    from pathlib import Path
+
+    from countclip.report import write_comparison_report
+
+    report = write_comparison_report(results, out_dir)
+    text = Path(report["markdown"]).read_text()
+    artifacts.markdown("countbench-comparison", text, "CountBench: models compared")
+    return {k: str(v) for k, v in report.items()}

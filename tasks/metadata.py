@@ -1,0 +1,45 @@
+"""Stage 1 task: DuckDB over LAION metadata parquet -> counting candidates + common sample."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from countclip.config import MetadataConfig
+from tasks import artifacts
+from tasks.caching import stage_cache
+from tasks.retrying import transient_retries
+
+
+def is_remote(source: str) -> bool:
+    """True for sources read over the network (https://, hf://, s3://...)."""
+    return "://" in source and not source.startswith("file://")
+
+
+@task(
+    name="metadata",
+    task_run_name="metadata",
+    cache_policy=stage_cache("countclip.metadata"),
+    persist_result=True,
+    retries=0,
+)
+def metadata_task(cfg: MetadataConfig, data_root: str) -> dict:
+    """Select counting candidates and a common (non-counting) sample from the source."""
+    from countclip.metadata import run_metadata_stage
+
+    progress = artifacts.ProgressReporter("metadata-progress", "metadata scan")
+    manifest = run_metadata_stage(cfg, data_root, progress=progress)
+    progress.done()
+    artifacts.markdown("metadata-summary", artifacts.manifest_markdown("Metadata", manifest))
+    return manifest
+
+
+# Remote parquet (LAION-400M over hf:// or https) fails transiently: back off and retry. A local
+# file that is missing or malformed fails at once (no retries on the plain task above).
+remote_metadata_task = metadata_task.with_options(
+    name="metadata-remote", task_run_name="metadata", **transient_retries()
+)
+
+
+def metadata_for(cfg: MetadataConfig):
+    """The task variant for ``cfg.source``: retries only when the source is remote."""
+    return remote_metadata_task if is_remote(cfg.source) else metadata_task

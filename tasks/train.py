@@ -1,0 +1,41 @@
+"""Stage 5 task: CountCLIP fine-tuning (L_CLIP + λ·L_count), or the L_CLIP-only control."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from countclip.config import TrainConfig
+from tasks import artifacts
+from tasks.caching import stage_cache
+
+
+@task(
+    name="train",
+    cache_policy=stage_cache(
+        "countclip.train", "countclip.losses", "countclip.data", "countclip.model"
+    ),
+    persist_result=True,
+    retries=0,
+    task_run_name="train-{label}",
+)
+def train_task(
+    counting_manifest: dict,
+    common_manifest: dict,
+    lambdas_manifest: dict | None,
+    cfg: TrainConfig,
+    data_root: str,
+    label: str = "countclip",
+) -> dict:
+    """Train one model. No retries: the stage resumes from its last checkpoint when rerun."""
+    from countclip.train import run_training
+
+    progress = artifacts.ProgressReporter(f"train-{label}-progress", f"training {label}")
+    manifest = run_training(
+        counting_manifest, common_manifest, lambdas_manifest, cfg, data_root, progress=progress
+    )
+    progress.done()
+    artifacts.markdown(
+        f"train-{label}-summary", artifacts.manifest_markdown(f"Training ({label})", manifest)
+    )
+    artifacts.links(f"train-{label}", manifest.get("outputs") or {})
+    return manifest

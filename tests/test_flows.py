@@ -1,0 +1,186 @@
+"""Flows and deployments: retries on transient download failures, none on bad input, the
+prefect.yaml deployments, parameter forms, and the promotion rule of retrain-countclip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from countclip.config import PipelineConfig, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+FLOWS = {
+    "build-count-dataset": "flows/build_count_dataset.py:build_count_dataset",
+    "train-countclip": "flows/train_countclip.py:train_countclip",
+    "evaluate-countbench": "flows/evaluate_countbench.py:evaluate_countbench",
+    "retrain-countclip": "flows/retrain_countclip.py:retrain_countclip",
+    "demo": "flows/demo.py:demo",
+}
+
+
+def task_runs(flow_state) -> dict:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])
+            )
+        )
+    return {r.name: r for r in runs}
+
+
+def test_transient_download_failure_is_retried(prefect_harness, tmp_path, monkeypatch) -> None:
+    """The first attempt of the download fails (injected ConnectionError); Prefect backs off,
+    retries, and the flow completes with the images downloaded."""
+    from prefect import flow
+
+    from flows.common import resolve_config, world_context
+    from tasks.caching import bind
+    from tasks.captions import captions_task
+    from tasks.download import INJECT_ENV, download_task
+    from tasks.metadata import metadata_task
+
+    @flow(name="retry-check")
+    def retry_check(cfg: PipelineConfig) -> dict:
+        cfg = resolve_config(cfg, None)
+        root = cfg.data_root
+        with world_context(cfg):
+            metadata = bind(metadata_task, root)(cfg.metadata, root)
+            captions = bind(captions_task, root)(metadata, cfg.captions, root)
+            fast_retry = download_task.with_options(retry_delay_seconds=[0.5, 1.0, 2.0])
+            return bind(fast_retry, root)(captions, "counting", cfg.download, root)
+
+    monkeypatch.setenv(INJECT_ENV, "1")
+    cfg = load_config(
+        REPO / "configs" / "synthetic-small.yaml",
+        {
+            "data_root": str(tmp_path),
+            "world": {"rows": 200, "counting_fraction": 0.3, "misbehave_fraction": 0.0},
+            "download": {"retry_failed_passes": 0},
+        },
+    )
+    state = retry_check(cfg, return_state=True)
+    assert state.is_completed(), state
+    assert state.result()["successes"] > 0
+    download = task_runs(state)["download-counting"]
+    assert download.state.name == "Completed"
+    assert download.run_count == 2  # failed once, retried once
+    assert download.task_inputs is not None
+
+
+def test_bad_input_fails_at_once_without_retries(prefect_harness, tmp_path) -> None:
+    """A missing local source is bad input: the remote-parquet retries do not apply to it, and
+    even the retrying variant does not retry FileNotFoundError/ValueError."""
+    from prefect import flow
+
+    from tasks.caching import bind
+    from tasks.metadata import metadata_for, remote_metadata_task
+
+    missing = tmp_path / "nope" / "*.parquet"
+    cfg = PipelineConfig(data_root=str(tmp_path), synthetic=False)
+    cfg.metadata.source = str(missing)
+    assert metadata_for(cfg.metadata).retries == 0
+
+    @flow(name="bad-input-check")
+    def bad_input(cfg: PipelineConfig) -> dict:
+        fast = remote_metadata_task.with_options(retry_delay_seconds=0)
+        return bind(fast, cfg.data_root)(cfg.metadata, cfg.data_root)
+
+    state = bad_input(cfg, return_state=True)
+    assert state.is_failed()
+    run = task_runs(state)["metadata"]
+    assert run.run_count == 1, "bad input must not be retried"
+    assert run.state.name == "Failed"
+    with pytest.raises((FileNotFoundError, ValueError, OSError)) as info:
+        state.result()
+    assert "nope" in str(info.value)
+
+
+def test_flows_named_and_parameters_are_forms() -> None:
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.utilities.callables import parameter_schema
+
+    for name, entrypoint in FLOWS.items():
+        flow = load_flow_from_entrypoint(str(REPO / entrypoint))
+        assert flow.name == name
+        schema = parameter_schema(flow).model_dump()
+        cfg = schema["properties"]["cfg"]
+        # a pydantic model -> a JSON-schema object the UI renders as a form
+        ref = cfg.get("$ref") or cfg["allOf"][0]["$ref"]
+        assert ref.endswith("/PipelineConfig")
+        assert "PipelineConfig" in schema["definitions"]
+        assert "train" in schema["definitions"]["PipelineConfig"]["properties"]
+
+
+def test_prefect_yaml_deployments() -> None:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    raw = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    model = PrefectYamlModel.model_validate(raw)
+    deployments = {}
+    for d in model.deployments:
+        flow = next(n for n, e in FLOWS.items() if e == d.entrypoint)
+        deployments[f"{flow}/{d.name}"] = d
+    assert {
+        "build-count-dataset/synthetic",
+        "build-count-dataset/laion400m",
+        "train-countclip/laion400m",
+        "evaluate-countbench/laion400m",
+        "retrain-countclip/weekly",
+        "demo/synthetic",
+    } <= set(deployments)
+    for name, d in deployments.items():
+        PipelineConfig.model_validate(d.parameters["cfg"])  # every config validates
+        assert d.work_pool.name in {"cpu", "gpu"}, name
+    assert deployments["train-countclip/laion400m"].work_pool.name == "gpu"
+    weekly = next(d for d in raw["deployments"] if d["name"] == "weekly")["schedules"]
+    assert len(weekly) == 1 and weekly[0]["active"] is False
+    assert weekly[0]["cron"].split()[-1] in {"0", "1", "MON", "mon"}  # weekly
+    # the deployment repeats configs/*.yaml: they must not drift apart
+    synthetic = deployments["build-count-dataset/synthetic"].parameters["cfg"]
+    assert synthetic == yaml.safe_load((REPO / "configs" / "synthetic-small.yaml").read_text())
+    laion = deployments["build-count-dataset/laion400m"].parameters["cfg"]
+    assert laion == yaml.safe_load((REPO / "configs" / "laion400m.yaml").read_text())
+    assert load_config(REPO / "configs" / "laion400m.yaml").train.model.pretrained == "openai"
+
+
+def test_promotion_keeps_the_better_model(prefect_harness, tmp_path) -> None:
+    from tasks.promotion import promote_task, read_history, read_promoted
+
+    root = str(tmp_path)
+
+    def manifest(fp: str, acc: float) -> dict:
+        return {"fingerprint": fp, "outputs": {"checkpoint": f"/ckpt/{fp}.pt"},
+                "best_val_count_acc": acc}  # fmt: skip
+
+    first = promote_task.fn(manifest("a", 0.40), {"accuracy": 0.3}, root, run_name="r1")
+    worse = promote_task.fn(manifest("b", 0.35), None, root, run_name="r2")
+    better = promote_task.fn(manifest("c", 0.55), None, root, run_name="r3")
+    assert (first["promoted"], worse["promoted"], better["promoted"]) == (True, False, True)
+    assert read_promoted(root)["checkpoint"] == "/ckpt/c.pt"
+    assert [h["run"] for h in read_history(root)] == ["r1", "r2", "r3"]
+
+
+@pytest.mark.slow
+def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None:
+    """runner="dask": metadata + captions per parquet part on a real LocalCluster, merged."""
+    from flows.build_count_dataset import build_count_dataset
+
+    cfg = load_config(
+        REPO / "configs" / "synthetic-small.yaml",
+        {
+            "data_root": str(tmp_path),
+            "world": {"rows": 300, "parts": 2, "counting_fraction": 0.3},
+            "download": {"retry_failed_passes": 0},
+        },
+    )
+    state = build_count_dataset(cfg=cfg, runner="dask", return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert result["captions"]["parts"] == 2
+    assert len(result["metadata"]["parts"]) == 2
+    assert result["counting"]["successes"] > 0
