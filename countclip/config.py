@@ -156,8 +156,10 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(64, ge=2)
     steps: int = Field(400, ge=1)
     epochs: int | None = Field(
-        None, ge=1, description="if set: steps = epochs x steps per epoch (one pass over the "
-        "counting training samples), and validation runs at every epoch end"
+        None,
+        ge=1,
+        description="if set: steps = epochs x steps per epoch (one pass over the "
+        "counting training samples), and validation runs at every epoch end",
     )
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.98)

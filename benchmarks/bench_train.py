@@ -1,0 +1,152 @@
+"""Training step cost: CountCLIP (L_CLIP + L_count+, 1 in 5 counting) vs a plain ClipLoss step.
+
+The CountCLIP step is the training loop's: one forward over the images and the distinct token
+rows (captions + counterfactuals), text encoded only up to the last end-of-text column (CLIP's
+causal text tower makes the padding after it irrelevant; see countclip.model.TrainForward).
+For attribution the run also times the CountCLIP step without that trim and a plain step with
+it. All run on the same model and the same batch in one process, interleaved (A, B, A, B...)
+so that load from other processes on a shared machine hits both alike; medians are reported.
+Goal: CountCLIP step time ≤ 1.3x the plain step. Also: data-loader samples/s (workers=0 and 1)
+against the step's samples/s — the loader must not be the bottleneck.
+
+    .venv/bin/python benchmarks/bench_train.py [--batch 64] [--steps 8] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+import torch
+from open_clip.loss import ClipLoss
+
+from countclip.config import ModelConfig
+from countclip.data import build_train_loader, load_samples, write_synthetic_shards
+from countclip.losses import CountingClipLoss
+from countclip.model import TINY_MODEL, TrainForward, create_model
+from countclip.train import encode_batch, param_groups
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--fraction", type=float, default=0.2)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--loader-steps", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        counting, common = write_synthetic_shards(tmp, 400, 1600, per_shard=500)
+        samples = load_samples(counting, common, val_fraction=0.1)
+        model, preprocess_train, _, tokenizer = create_model(ModelConfig(name=TINY_MODEL))
+        optimizer = torch.optim.AdamW(param_groups(model, 0.2), lr=1e-5)
+
+        def loader(workers: int, steps: int):
+            return build_train_loader(
+                samples,
+                tokenizer,
+                preprocess_train,
+                None,
+                batch_size=args.batch,
+                counting_fraction=args.fraction,
+                count_loss="count_plus",
+                steps=steps,
+                workers=workers,
+            )
+
+        batch = next(iter(loader(0, 1)))
+        count_loss = CountingClipLoss("count_plus", "model")
+        clip_loss = ClipLoss()
+        images, texts = batch["images"], batch["texts"]
+
+        forward = TrainForward(model)  # what train.py runs: trimmed text encoding
+
+        def countclip_step(fwd: torch.nn.Module = forward) -> None:
+            image_f, caption_f, cf_f, scale = encode_batch(fwd, batch, torch.device("cpu"))
+            losses = count_loss(
+                image_f, caption_f, scale, batch["count_index"], cf_f, batch["weights"]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            CountingClipLoss.total(losses).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+        def plain_step(fwd: torch.nn.Module = model) -> None:
+            image_f, text_f, scale = fwd(images, texts)[:3]
+            loss = clip_loss(image_f, text_f, scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+        for _ in range(2):  # warm-up (allocator, first-call overheads)
+            countclip_step()
+            plain_step()
+        variants = {
+            "countclip": countclip_step,  # the training loop's step
+            "clip": plain_step,  # plain open_clip: model(images, texts) + ClipLoss
+            # for attribution: each without / with the padding trim
+            "countclip_untrimmed": lambda: countclip_step(model),
+            "clip_trimmed": lambda: plain_step(forward),
+        }
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.steps):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows = torch.cat([texts, batch["cf_texts"].flatten(0, 1)])
+        unique_rows = int(torch.unique(rows, dim=0).shape[0])
+
+        loader_rates = {}
+        for workers in (0, 1):
+            it = iter(loader(workers, args.loader_steps + 1))
+            next(it)  # worker start-up is a one-off, not throughput
+            t0 = time.perf_counter()
+            n = sum(len(b["sample_ids"]) for b in it)
+            loader_rates[workers] = n / (time.perf_counter() - t0)
+
+    result = {
+        "batch": args.batch,
+        "counting_per_batch": int(batch["counts"].numel()),
+        "text_rows": {
+            "captions": int(texts.shape[0]),
+            "with_counterfactuals": int(rows.shape[0]),
+            "distinct_encoded": unique_rows,
+        },
+        "step_s": {k: round(v, 4) for k, v in med.items()},
+        "ratio_countclip_over_clip": round(med["countclip"] / med["clip"], 3),
+        "ratio_untrimmed_over_clip": round(med["countclip_untrimmed"] / med["clip"], 3),
+        "ratio_countclip_over_clip_trimmed": round(med["countclip"] / med["clip_trimmed"], 3),
+        "step_samples_per_s": round(args.batch / med["countclip"], 1),
+        "loader_samples_per_s": {f"workers={k}": round(v, 1) for k, v in loader_rates.items()},
+    }
+    print(
+        f"CountCLIP step (L_count+, {result['counting_per_batch']}/{args.batch} counting): "
+        f"{med['countclip']:.3f} s  ({1 / med['countclip']:.2f} steps/s)"
+    )
+    print(
+        f"plain ClipLoss step:                         {med['clip']:.3f} s  "
+        f"({1 / med['clip']:.2f} steps/s)"
+    )
+    print(
+        f"ratio: {result['ratio_countclip_over_clip']:.2f}x (goal <= 1.3x); without the "
+        f"padding trim {result['ratio_untrimmed_over_clip']:.2f}x; against a plain step that "
+        f"also trims {result['ratio_countclip_over_clip_trimmed']:.2f}x"
+    )
+    print(
+        f"step consumes {result['step_samples_per_s']:.0f} samples/s; loader produces "
+        + ", ".join(f"{k}: {v:.0f}/s" for k, v in result["loader_samples_per_s"].items())
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,694 @@
+"""CountCLIP fine-tuning loop: one process or ``torchrun`` DDP, AMP on GPU, exact resume.
+
+open_clip's own trainer cannot feed counterfactual captions, so this is a small loop around
+open_clip's pieces (model, tokenizer, ``ClipLoss`` + feature gathering) with the open_clip
+recipe: AdamW without weight decay on gains/biases/logit scale, linear warmup then cosine,
+gradient clipping, logit scale clamped to ≤ 100, bf16 autocast on CUDA only.
+
+One step: a single forward through the (DDP-wrapped) model with the batch images and the
+*distinct* token rows among captions and counterfactuals (a counting sample's nine count variants
+share most text, and synthetic/LAION captions repeat), indexed back to (B, D) caption and
+(N, K, D) counterfactual features; loss = L_CLIP + L_count (:mod:`countclip.losses`).
+
+Resume is exact: a checkpoint (``state.pt``, every ``checkpoint_every`` steps, written atomically)
+holds model, optimizer, scheduler, RNG states and the step, and the data of a step is a pure
+function of ``(seed, step, rank)`` (:mod:`countclip.data`), so a run killed with SIGKILL and
+restarted on the same directory ends with the same weights as an uninterrupted one.
+
+Model selection: validation counting accuracy (argmax over the nine captions with the number
+swapped to two..ten, CountBench's rule) on the held-out split of the counting data, every
+``eval_every`` steps (or every epoch) and at the end; never on CountBench.
+
+Run under torchrun: ``torchrun --nproc_per_node 2 -m countclip.train --config configs/x.yaml
+--counting DIR --common DIR --lambdas lambdas.json --out OUT`` (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from countclip.config import COUNTS, ModelConfig, TrainConfig, load_config
+from countclip.data import (
+    Samples,
+    build_train_loader,
+    build_val_loader,
+    load_samples,
+    steps_per_epoch,
+)
+from countclip.losses import CountingClipLoss
+from countclip.model import (
+    TrainForward,
+    create_model,
+    encode_text_trimmed,
+    save_checkpoint_for_open_clip,
+    unwrap_model,
+)
+from countclip.stage import (
+    Timer,
+    atomic_path,
+    fingerprint,
+    read_manifest,
+    stage_dir,
+    write_manifest,
+)
+
+STAGE_VERSION = "train-1"
+Progress = Callable[[float, str], None]
+
+STATE_FILE = "state.pt"
+BEST_FILE = "best.pt"
+LAST_FILE = "last.pt"
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss_curves.png"
+SUMMARY_FILE = "summary.json"
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment (1 process otherwise)."""
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("cpu")
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """open_clip's split: no weight decay for gains, biases, norms, logit scale/bias."""
+
+    def exclude(name: str, p: nn.Parameter) -> bool:
+        return p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": weight_decay},
+    ]
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """LR multiplier: linear warmup to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        span = max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
+
+    return factor
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    # bf16 only on CUDA: on CPU it is slower and changes numerics of the tests' reference runs.
+    if device.type == "cuda" and cfg.precision in ("bf16", "amp"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- step pieces
+
+
+def encode_batch(
+    model: nn.Module, batch: Mapping[str, Any], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward for the whole step, encoding each distinct token row once.
+
+    ``model`` is a :class:`TrainForward` (trimmed text encoding), DDP around one, or a plain
+    open_clip CLIP. Returns image features (B, D), caption features (B, D), counterfactual
+    features (N, K, D) and the exponentiated logit scale.
+    """
+    texts, cf = batch["texts"], batch["cf_texts"]
+    n, k = cf.shape[0], cf.shape[1]
+    rows = torch.cat([texts, cf.reshape(n * k, -1)]) if n * k else texts
+    unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    images = batch["images"].to(device, non_blocking=True)
+    image_features, unique_features, logit_scale = model(images, unique.to(device))[:3]
+    text_all = unique_features[inverse.to(device)]
+    b = texts.shape[0]
+    return image_features, text_all[:b], text_all[b:].view(n, k, -1), logit_scale
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module, loader: Any, device: torch.device, autocast: Callable[[], Any]
+) -> tuple[int, int]:
+    """(correct, total) of argmax over the nine count variants on this rank's share."""
+    bare = unwrap_model(model)
+    was_training = bare.training
+    bare.eval()
+    correct = total = 0
+    for batch in loader:
+        variants = batch["variant_texts"]
+        n, k = variants.shape[:2]
+        unique, inverse = torch.unique(variants.reshape(n * k, -1), dim=0, return_inverse=True)
+        with autocast():
+            image = bare.encode_image(batch["images"].to(device), normalize=True)
+            text = encode_text_trimmed(bare, unique.to(device))
+        text = text[inverse.to(device)].view(n, k, -1).float()
+        pred = torch.einsum("nd,nkd->nk", image.float(), text).argmax(1) + COUNTS[0]
+        correct += int((pred.cpu() == batch["counts"]).sum())
+        total += n
+    bare.train(was_training)
+    return correct, total
+
+
+def _all_reduce_ints(values: Sequence[int], world_size: int) -> list[int]:
+    if world_size == 1:
+        return list(values)
+    t = torch.tensor(list(values), dtype=torch.float64)
+    dist.all_reduce(t)
+    return [int(v) for v in t.tolist()]
+
+
+def _param_sum(model: nn.Module) -> float:
+    return float(sum(p.detach().double().sum() for p in unwrap_model(model).parameters()))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class MetricsLog:
+    """metrics.jsonl, append-only; on resume, rows after the resumed step are dropped (they
+    belong to the part of the killed run that will be replayed)."""
+
+    def __init__(self, path: Path, resume_step: int | None, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        if resume_step is None:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            keep = []
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a partial last line from the kill
+                if row.get("step", 0) <= resume_step:
+                    keep.append(line)
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(k + "\n" for k in keep))
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+
+def last_losses(losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    return {k: v.detach().item() for k, v in losses.items()}
+
+
+def plot_losses(metrics: Path, path: Path) -> Path:
+    from countclip.plots import plot_loss_curves
+
+    return plot_loss_curves(metrics, path)
+
+
+# --------------------------------------------------------------------------- the loop
+
+# Settings that may change between a run and its resumption without changing the result.
+_RESUME_FREE = {"threads", "workers", "device", "checkpoint_every", "eval_every"}
+
+
+def _check_resumable(state: Mapping[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Resuming with another config would silently mix two runs: refuse, naming the fields."""
+    saved, now = state.get("config", {}), cfg.model_dump(mode="json")
+    changed = sorted(
+        k for k in set(saved) | set(now) if k not in _RESUME_FREE and saved.get(k) != now.get(k)
+    )
+    if changed:
+        raise ValueError(
+            f"{path}: checkpoint was written with a different train config (fields {changed}); "
+            "use a new output directory or the original config"
+        )
+
+
+def _resolve_steps(cfg: TrainConfig, per_epoch: int) -> tuple[int, int]:
+    """(total steps, eval interval): ``epochs`` wins over ``steps`` when set."""
+    if cfg.epochs is not None:
+        return cfg.epochs * per_epoch, per_epoch
+    return cfg.steps, cfg.eval_every
+
+
+def train(
+    cfg: TrainConfig,
+    counting_shards: Sequence[str],
+    common_shards: Sequence[str],
+    lambdas: Mapping[int, float] | None,
+    out_dir: str | os.PathLike[str],
+    progress: Progress | None = None,
+    show_progress: bool = True,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Train into ``out_dir`` (resuming from its ``state.pt`` if present) and return a summary.
+
+    Works as a single process or under torchrun (process group from the environment; gloo on
+    CPU, NCCL on CUDA). ``cfg.batch_size`` is per process.
+    """
+    rank, world_size, local_rank = _dist_info()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = _device(cfg, local_rank)
+    own_group = False
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        own_group = True
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(
+            cfg,
+            counting_shards,
+            common_shards,
+            lambdas,
+            out,
+            progress,
+            show_progress,
+            resume,
+            rank,
+            world_size,
+            device,
+        )
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    cfg: TrainConfig,
+    counting_shards: Sequence[str],
+    common_shards: Sequence[str],
+    lambdas: Mapping[int, float] | None,
+    out: Path,
+    progress: Progress | None,
+    show_progress: bool,
+    resume: bool,
+    rank: int,
+    world_size: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    is_main = rank == 0
+    seed_everything(cfg.seed)
+    model, preprocess_train, preprocess_val, tokenizer = create_model(cfg.model, device=device)
+    samples: Samples = load_samples(counting_shards, common_shards, cfg.val_fraction)
+    state_path = out / STATE_FILE
+    state = (
+        torch.load(state_path, map_location="cpu", weights_only=False)
+        if (resume and state_path.exists())
+        else None
+    )
+    if state is not None:
+        _check_resumable(state, cfg, state_path)
+        unwrap_model(model).load_state_dict(state["model"])
+    start_step = state["step"] if state is not None else 0
+
+    optimizer = torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+    )
+    model = TrainForward(model)
+    if world_size > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    # λ = 0 is the L_CLIP-only control: the counting loss is still measured, never trained on.
+    train_count_loss = "none" if cfg.lambda_scale == 0 else cfg.count_loss
+    steps, eval_every = _resolve_steps(
+        cfg,
+        steps_per_epoch(
+            len(samples.train_counting), cfg.batch_size, cfg.counting_fraction, world_size
+        ),
+    )
+    loader = build_train_loader(
+        samples,
+        tokenizer,
+        preprocess_train,
+        lambdas,
+        batch_size=cfg.batch_size,
+        counting_fraction=cfg.counting_fraction,
+        count_loss=cfg.count_loss,
+        lambda_scale=cfg.lambda_scale or 1.0,
+        seed=cfg.seed,
+        start_step=start_step,
+        steps=steps,
+        rank=rank,
+        world_size=world_size,
+        workers=cfg.workers,
+    )
+    val_loader = build_val_loader(
+        samples,
+        tokenizer,
+        preprocess_val,
+        batch_size=cfg.batch_size,
+        rank=rank,
+        world_size=world_size,
+        workers=0,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, steps))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+    loss_fn = CountingClipLoss(
+        count_loss=train_count_loss, scale_mode=cfg.logit_scale, rank=rank, world_size=world_size
+    )
+    best = {"acc": None, "step": None} if state is None else dict(state["best"])
+    log = MetricsLog(out / METRICS_FILE, start_step if state is not None else None, is_main)
+    autocast = lambda: _autocast(cfg, device)  # noqa: E731
+    params = [p for p in model.parameters() if p.requires_grad]
+    bare = unwrap_model(model)
+    global_batch = cfg.batch_size * world_size
+
+    def evaluate(step: int) -> float | None:
+        correct, total = _all_reduce_ints(validate(model, val_loader, device, autocast), world_size)
+        if total == 0:
+            return None
+        acc = correct / total
+        log.write({"step": step, "val_count_acc": acc, "val_samples": total})
+        if best["acc"] is None or acc > best["acc"]:
+            best.update(acc=acc, step=step)
+            if is_main:
+                save_checkpoint_for_open_clip(bare, out / BEST_FILE)
+        return acc
+
+    def checkpoint(step: int) -> None:
+        if is_main:
+            body = {
+                "step": step,
+                "model": bare.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(),
+                "best": best,
+                "model_name": cfg.model.name,
+                "config": cfg.model_dump(mode="json"),
+            }
+            with atomic_path(state_path) as tmp:
+                torch.save(body, tmp)
+        if world_size > 1:
+            dist.barrier()
+
+    if state is None:
+        evaluate(0)  # the starting model is a candidate too (fine-tuning may only hurt)
+    bar = None
+    if show_progress and is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=steps,
+            initial=start_step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+            file=sys.stderr,
+        )
+    last: dict[str, float] = {}
+    seen, clock = 0, time.perf_counter()
+    wait_start = time.perf_counter()
+    data_wait = 0.0
+    model.train()
+    for batch in loader:
+        step = batch["step"]
+        data_wait += time.perf_counter() - wait_start
+        t0 = time.perf_counter()
+        with autocast():
+            image_f, caption_f, cf_f, logit_scale = encode_batch(model, batch, device)
+            losses = loss_fn(
+                image_f,
+                caption_f,
+                logit_scale,
+                batch["count_index"].to(device),
+                cf_f,
+                batch["weights"].to(device),
+            )
+        total = loss_fn.total(losses)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite loss at step {step + 1}: {last_losses(losses)}")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            bare.logit_scale.clamp_(0, math.log(100))
+        done = step + 1
+        seen += global_batch
+        step_seconds = time.perf_counter() - t0
+        elapsed = time.perf_counter() - clock
+        last = {"loss": total.item(), **{k: v.item() for k, v in losses.items()}}
+        row = {
+            "step": done,
+            **last,
+            "lr": scheduler.get_last_lr()[0],
+            "logit_scale": bare.logit_scale.detach().exp().item(),
+            "samples_per_s": round(seen / elapsed, 2),
+            "step_s": round(step_seconds, 4),
+        }
+        log.write(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{last['loss']:.3f}",
+                count=f"{last['count_loss']:.3f}",
+                sps=f"{seen / elapsed:.0f}",
+                refresh=False,
+            )
+        if done % eval_every == 0 or done == steps:
+            acc = evaluate(done)
+            if bar is not None and acc is not None:
+                bar.write(f"step {done}: val counting accuracy {acc:.3f}")
+        if done % cfg.checkpoint_every == 0 or done == steps:
+            checkpoint(done)
+        if progress is not None and is_main and (done % max(1, steps // 100) == 0 or done == steps):
+            progress(done / steps, f"step {done}/{steps} loss {last['loss']:.4f}")
+        wait_start = time.perf_counter()
+    if bar is not None:
+        bar.close()
+
+    sums = [_param_sum(model)]
+    if world_size > 1:
+        gathered: list[Any] = [None] * world_size
+        dist.all_gather_object(gathered, sums[0])
+        sums = gathered
+    result: dict[str, Any] = {
+        "steps": steps,
+        "resumed_from": start_step if state else None,
+        "model": cfg.model.name,
+        "rank_param_sums": sums,
+        "world_size": world_size,
+    }
+    if is_main:
+        save_checkpoint_for_open_clip(bare, out / LAST_FILE)
+        if best["acc"] is None:  # no validation split: the last weights are the selection
+            shutil.copyfile(out / LAST_FILE, out / BEST_FILE)
+        wall = time.perf_counter() - clock
+        result.update(
+            checkpoint=str(out / BEST_FILE),
+            last=str(out / LAST_FILE),
+            metrics=str(out / METRICS_FILE),
+            state=str(state_path),
+            best_val_count_acc=best["acc"],
+            best_step=best["step"],
+            final_loss=last.get("loss"),
+            final_contrastive_loss=last.get("contrastive_loss"),
+            final_count_loss=last.get("count_loss"),
+            samples_per_s=round(seen / wall, 2) if seen else None,
+            data_wait_s=round(data_wait, 3),
+            counting_train=len(samples.train_counting),
+            counting_val=len(samples.val_counting),
+            common=len(samples.common),
+        )
+        if (out / METRICS_FILE).exists():
+            result["loss_plot"] = str(plot_losses(out / METRICS_FILE, out / PLOT_FILE))
+        with atomic_path(out / SUMMARY_FILE) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
+    if world_size > 1:
+        dist.barrier()
+    return result
+
+
+# --------------------------------------------------------------------------- stage + CLI
+
+
+def shards_of(source: Mapping[str, Any] | str | os.PathLike[str]) -> list[str]:
+    """Tar shards from a download manifest, a manifest.json path, a directory or a glob."""
+    if isinstance(source, Mapping):
+        shards = source.get("shards")
+        if shards:
+            return sorted(map(str, shards))
+        folder = (source.get("outputs") or {}).get("shards")
+        if not folder:
+            raise ValueError("download manifest: no 'shards' list and no outputs.shards folder")
+        source = folder
+    path = Path(source)
+    if path.is_file() and path.suffix == ".json":
+        return shards_of(json.loads(path.read_text()))
+    if path.is_dir():
+        found = sorted(str(p) for p in path.glob("*.tar"))
+    else:
+        found = sorted(glob.glob(str(source)))
+    if not found:
+        raise FileNotFoundError(f"no .tar shards at {source}")
+    return found
+
+
+def _lambdas_of(
+    source: Mapping[str, Any] | str | os.PathLike[str] | None,
+) -> dict[int, float] | None:
+    if source is None:
+        return None
+    from countclip.lambdas import load_lambdas
+
+    if not isinstance(source, Mapping) and Path(source).name == "manifest.json":
+        source = json.loads(Path(source).read_text())
+    try:
+        return load_lambdas(source)
+    except (KeyError, FileNotFoundError) as exc:
+        raise ValueError(f"lambdas: cannot read λ values ({source}): {exc}") from exc
+
+
+def run_training(
+    counting_manifest: dict,
+    common_manifest: dict,
+    lambdas_manifest: dict | None,
+    cfg: TrainConfig,
+    data_root: str,
+    progress: Progress | None = None,
+) -> dict:
+    """Stage "train": fine-tune into ``<data_root>/train/<fp>`` and write the manifest.
+
+    A rerun after a crash resumes from the directory's last checkpoint (same fingerprint, same
+    directory); a finished stage returns its manifest at once.
+    """
+    upstream = [
+        counting_manifest.get("fingerprint"),
+        common_manifest.get("fingerprint"),
+        (lambdas_manifest or {}).get("fingerprint"),
+    ]
+    fp = fingerprint("train", cfg, *upstream, STAGE_VERSION)
+    out = stage_dir(data_root, "train", fp)
+    done = read_manifest(out)
+    if done is not None:
+        return done
+    lambdas = _lambdas_of(lambdas_manifest)
+    with Timer() as timer:
+        result = train(
+            cfg,
+            shards_of(counting_manifest),
+            shards_of(common_manifest),
+            lambdas,
+            out,
+            progress=progress,
+            show_progress=False,
+        )
+    outputs = {k: result[k] for k in ("checkpoint", "last", "metrics", "loss_plot") if k in result}
+    stats = {k: v for k, v in result.items() if k not in outputs and k != "state"}
+    return write_manifest(
+        out,
+        {
+            "stage": "train",
+            "fingerprint": fp,
+            "directory": str(out),
+            "outputs": outputs,
+            "inputs": {"counting": upstream[0], "common": upstream[1], "lambdas": upstream[2]},
+            "config": cfg,
+            "seconds": timer.seconds,
+            **stats,
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m countclip.train`` (or under torchrun): train from shards on disk."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="PipelineConfig YAML (its 'train' section is used)")
+    parser.add_argument("--counting", required=True, help="counting shards: dir, glob or manifest")
+    parser.add_argument("--common", required=True, help="common shards: dir, glob or manifest")
+    parser.add_argument("--lambdas", help="lambdas.json or the lambda stage manifest.json")
+    parser.add_argument("--out", required=True, help="output directory (resumed if it has state)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--pretrained", help="override train.model.pretrained (tag or path)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.pretrained is not None:
+        overrides["model"] = {"pretrained": args.pretrained}
+    cfg = load_config(args.config, {"train": overrides} if overrides else None).train
+    result = train(
+        cfg,
+        shards_of(args.counting),
+        shards_of(args.common),
+        _lambdas_of(args.lambdas),
+        args.out,
+        show_progress=not args.no_progress,
+    )
+    if _dist_info()[0] == 0:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+__all__ = ["ModelConfig", "TrainConfig", "main", "run_training", "train"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

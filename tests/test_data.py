@@ -1,0 +1,222 @@
+"""Shards -> batches: mixing, counterfactual ids, λ, validation split, determinism, cropping."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import open_clip
+import pytest
+import torch
+import webdataset as wds
+
+from countclip.config import COUNTS
+from countclip.data import (
+    ShardError,
+    TrainBatches,
+    build_train_loader,
+    build_val_loader,
+    index_shard,
+    is_validation,
+    load_samples,
+    stream_indices,
+    write_synthetic_shards,
+)
+from countclip.model import TINY_MODEL
+from countclip.numbers import NUMBER_WORDS
+from countclip.tokens import crop_span, crop_to_context, token_count
+
+torch.set_num_threads(1)
+WORDS = {n: NUMBER_WORDS[n] for n in COUNTS}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), 60, 120, per_shard=40)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return open_clip.get_tokenizer(TINY_MODEL)
+
+
+@pytest.fixture(scope="module")
+def transform():
+    import torchvision.transforms as T
+
+    return T.Compose([T.Resize(32), T.ToTensor()])
+
+
+@pytest.fixture(scope="module")
+def samples(shards):
+    return load_samples(*shards, val_fraction=0.2)
+
+
+def _dataset(samples, tokenizer, transform, **kw):
+    args = dict(lambdas=None, batch_size=10, counting_fraction=0.2, seed=3)
+    args.update(kw)
+    return TrainBatches(samples, tokenizer, transform, **args)
+
+
+def test_index_reads_img2dataset_fields(shards, samples):
+    counting, common = shards
+    assert len(counting) == 2 and len(common) == 3
+    assert len(samples.train_counting) + len(samples.val_counting) == 60
+    assert len(samples.common) == 120
+    ref = samples.train_counting[0]
+    assert ref.count in COUNTS
+    assert ref.caption[ref.start : ref.end].lower() == WORDS[ref.count]
+    assert all(r.count == 0 for r in samples.common)
+
+
+def test_validation_split_is_stable_hash_of_sample_id(shards, samples):
+    again = load_samples(*shards, val_fraction=0.2)
+    assert [r.sample_id for r in again.val_counting] == [r.sample_id for r in samples.val_counting]
+    assert all(is_validation(r.sample_id, 0.2) for r in samples.val_counting)
+    assert not any(is_validation(r.sample_id, 0.2) for r in samples.train_counting)
+    share = sum(is_validation(str(i), 0.1) for i in range(20_000)) / 20_000
+    assert 0.09 < share < 0.11
+
+
+def test_batches_mix_at_the_counting_fraction(samples, tokenizer, transform):
+    ds = _dataset(samples, tokenizer, transform, batch_size=10, counting_fraction=0.2)
+    batch = ds[0]
+    assert batch["images"].shape == (10, 3, 32, 32) and batch["texts"].shape == (10, 16)
+    assert batch["count_index"].tolist() == [0, 1]
+    counting_ids = {r.sample_id for r in samples.train_counting}
+    assert [sid in counting_ids for sid in batch["sample_ids"]] == [True] * 2 + [False] * 8
+    paper = _dataset(samples, tokenizer, transform, batch_size=64, counting_fraction=1 / 32)
+    assert paper.n_counting == 2 and paper.n_common == 62
+
+
+def test_counterfactual_token_ids(samples, tokenizer, transform):
+    number_ids = {n: tokenizer.encode(w)[0] for n, w in WORDS.items()}
+    batch = _dataset(samples, tokenizer, transform)[1]
+    assert batch["cf_texts"].shape == (2, 8, 16)
+    for k in range(2):
+        count = int(batch["counts"][k])
+        caption = batch["texts"][k]
+        cf_counts = batch["cf_counts"][k].tolist()
+        assert sorted([*cf_counts, count]) == list(COUNTS)
+        position = (caption == number_ids[count]).nonzero()
+        assert len(position) == 1
+        for j, n in enumerate(cf_counts):
+            cf = batch["cf_texts"][k, j]
+            differs = (cf != caption).nonzero().flatten().tolist()
+            assert differs == position.flatten().tolist()  # only the number token changed
+            assert int(cf[position]) == number_ids[n]
+    one = _dataset(samples, tokenizer, transform, count_loss="count")
+    b1 = one[1]
+    assert b1["cf_texts"].shape == (2, 1, 16)
+    assert all(b1["cf_counts"][k, 0] != b1["counts"][k] for k in range(2))
+    assert torch.equal(b1["cf_counts"], one[1]["cf_counts"])  # seeded by (seed, step, rank)
+    drawn = {int(one[s]["cf_counts"][0, 0]) for s in range(30)}
+    assert len(drawn) >= 5  # uniform over the other counts, not a fixed pick
+
+
+def test_lambdas_weights_and_missing_count(samples, tokenizer, transform):
+    lambdas = {c: float(c) for c in COUNTS}
+    ds = _dataset(samples, tokenizer, transform, lambdas=lambdas, lambda_scale=0.5)
+    batch = ds[2]
+    assert batch["weights"].tolist() == [0.5 * c for c in batch["counts"].tolist()]
+    with pytest.raises(ValueError, match="lambdas"):
+        _dataset(samples, tokenizer, transform, lambdas={2: 1.0})
+
+
+def test_data_order_is_a_function_of_seed_and_step(samples, tokenizer, transform):
+    a = _dataset(samples, tokenizer, transform)
+    b = _dataset(samples, tokenizer, transform)
+    for step in (0, 7):
+        x, y = a[step], b[step]
+        assert x["sample_ids"] == y["sample_ids"]
+        assert torch.equal(x["images"], y["images"]) and torch.equal(x["texts"], y["texts"])
+    assert a[0]["sample_ids"] != a[1]["sample_ids"]
+    r0 = _dataset(samples, tokenizer, transform, world_size=2, rank=0)[0]["sample_ids"]
+    r1 = _dataset(samples, tokenizer, transform, world_size=2, rank=1)[0]["sample_ids"]
+    assert not set(r0) & set(r1)
+    # each epoch is a permutation: every sample once, then a fresh order
+    n = 17
+    first, second = stream_indices(0, 0, n, 0, n), stream_indices(0, 0, n, n, n)
+    assert sorted(first) == sorted(second) == list(range(n)) and first != second
+
+
+def test_loader_with_a_worker_matches_in_process(samples, tokenizer, transform):
+    kw = dict(batch_size=10, counting_fraction=0.2, seed=3, steps=3)
+    plain = list(build_train_loader(samples, tokenizer, transform, None, workers=0, **kw))
+    forked = list(build_train_loader(samples, tokenizer, transform, None, workers=1, **kw))
+    assert [b["step"] for b in forked] == [0, 1, 2]
+    for x, y in zip(plain, forked, strict=True):
+        assert torch.equal(x["images"], y["images"]) and torch.equal(x["cf_texts"], y["cf_texts"])
+    resumed = list(build_train_loader(samples, tokenizer, transform, None, start_step=2, **kw))
+    assert len(resumed) == 1 and resumed[0]["sample_ids"] == plain[2]["sample_ids"]
+
+
+def test_val_loader_nine_variants(samples, tokenizer, transform):
+    batches = list(build_val_loader(samples, tokenizer, transform, batch_size=4))
+    assert sum(len(b["counts"]) for b in batches) == len(samples.val_counting)
+    b = batches[0]
+    assert b["variant_texts"].shape == (len(b["counts"]), 9, 16)
+    for k, count in enumerate(b["counts"].tolist()):
+        # the true count's variant is the caption itself: number token two..ten in order
+        ids = [tokenizer.encode(w)[0] for w in WORDS.values()]
+        for j, token in enumerate(ids):
+            assert token in b["variant_texts"][k, j].tolist()
+        assert count in COUNTS
+
+
+def test_crop_keeps_the_number_in_a_100_word_caption(tokenizer):
+    words = [f"word{i}" for i in range(100)]
+    words[80] = "Seven"
+    text = " ".join(words)
+    start = text.index("Seven")
+    cropped, s, e = crop_span(text, start, start + 5, tokenizer)
+    assert cropped[s:e] == "Seven" and cropped in text
+    assert token_count(cropped, tokenizer) <= 16
+    assert token_count(cropped, tokenizer) >= 14  # it uses the context, not just the word
+    assert tokenizer.encode("seven")[0] in tokenizer([cropped])[0].tolist()
+    # the number right at the end and right at the start
+    end_text = " ".join([*words[:99], "three"])
+    assert crop_to_context(end_text, len(end_text) - 5, len(end_text), tokenizer).endswith("three")
+    assert crop_to_context(text.replace("word0", "two", 1), 0, 3, tokenizer).startswith("two")
+    short = "Set of three red stars"
+    assert crop_to_context(short, 7, 12, tokenizer) == short
+    assert crop_to_context(text, start, start + 5, tokenizer, context_length=77) != text
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_bad_counting_json_names_file_and_field(tmp_path):
+    path = tmp_path / "bad.tar"
+    with wds.TarWriter(str(path)) as sink:
+        sink.write(
+            {
+                "__key__": "000000001",
+                "jpg": b"x",
+                "txt": "two cats",
+                "json": {"SAMPLE_ID": 1, "number_start": 0, "number_end": 3},
+            }
+        )
+    with pytest.raises(ShardError, match=r"bad\.tar.*000000001.*'count'"):
+        index_shard(str(path), "counting")
+    _tar(
+        tmp_path / "span.tar",
+        {
+            "k.jpg": b"x",
+            "k.txt": b"two cats",
+            "k.json": json.dumps(
+                {"SAMPLE_ID": 1, "count": 2, "number_start": 5, "number_end": 40}
+            ).encode(),
+        },
+    )
+    with pytest.raises(ShardError, match="number_start"):
+        index_shard(str(tmp_path / "span.tar"), "counting")
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 10)
+    with pytest.raises(ShardError, match=r"junk\.tar"):
+        index_shard(str(tmp_path / "junk.tar"), "common")

@@ -1,0 +1,93 @@
+"""Tiny model registration, tower locking, and open_clip-loadable checkpoints."""
+
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+
+from countclip.config import ModelConfig
+from countclip.model import (
+    TINY_MODEL,
+    TINY_MODEL_CONFIG,
+    create_model,
+    load_model,
+    save_checkpoint_for_open_clip,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return create_model(ModelConfig(name=TINY_MODEL))
+
+
+def test_tiny_config_registered_with_open_clip(tiny):
+    model, preprocess_train, preprocess_val, tokenizer = tiny
+    assert TINY_MODEL in open_clip.list_models()
+    assert open_clip.get_model_config(TINY_MODEL) == TINY_MODEL_CONFIG
+    params = sum(p.numel() for p in model.parameters())
+    assert 7_000_000 < params < 8_500_000  # ~7.8M, 6.3M of it the token embedding (STACK.md)
+    # open_clip.get_tokenizer picks up the custom context length and the ViT-B-32 BPE vocab
+    assert tokenizer.context_length == 16
+    assert open_clip.get_tokenizer(TINY_MODEL).context_length == 16
+    assert tokenizer(["two red stars"]).shape == (1, 16)
+    assert model.visual.transformer.resblocks[0].attn.num_heads == 4
+    from PIL import Image
+
+    image = Image.new("RGB", (100, 80), (200, 10, 10))
+    assert preprocess_val(image).shape == (3, 64, 64)
+    assert preprocess_train(image).shape == (3, 64, 64)
+
+
+def test_checkpoint_loads_unchanged_with_plain_open_clip(tiny, tmp_path):
+    model = tiny[0]
+    path = save_checkpoint_for_open_clip(model, tmp_path / "ck.pt")
+    loaded, _, _ = open_clip.create_model_and_transforms(TINY_MODEL, pretrained=str(path))
+    ours = model.state_dict()
+    theirs = loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    # and through our own loader (what evaluation uses), in eval mode
+    again, _, _ = load_model(TINY_MODEL, str(path))
+    assert not again.training
+    assert all(torch.equal(ours[k], again.state_dict()[k]) for k in ours)
+    # a DDP-style "module." wrapper is unwrapped before saving
+    wrapper = torch.nn.Module()
+    wrapper.module = model
+    path2 = save_checkpoint_for_open_clip(wrapper, tmp_path / "ck2.pt")
+    assert set(torch.load(path2, weights_only=True)) == set(ours)
+
+
+def test_create_from_local_checkpoint_and_missing_file(tiny, tmp_path):
+    path = save_checkpoint_for_open_clip(tiny[0], tmp_path / "ck.pt")
+    model = create_model(ModelConfig(name=TINY_MODEL, pretrained=str(path)))[0]
+    assert torch.equal(model.logit_scale, tiny[0].logit_scale)
+    assert torch.equal(model.visual.conv1.weight, tiny[0].visual.conv1.weight)
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
+        create_model(ModelConfig(name=TINY_MODEL, pretrained=str(tmp_path / "nope.pt")))
+
+
+def test_tower_locking():
+    model = create_model(ModelConfig(lock_image=True, lock_text=True))[0]
+    assert not any(p.requires_grad for p in model.visual.parameters())
+    assert not model.token_embedding.weight.requires_grad
+    assert model.logit_scale.requires_grad  # the temperature stays trainable
+    partial = create_model(ModelConfig(lock_image=True, lock_image_unlocked_groups=1))[0]
+    assert partial.visual.proj.requires_grad
+    assert not partial.visual.conv1.weight.requires_grad
+
+
+def test_trimmed_text_encoding_matches_open_clip(tiny):
+    from countclip.model import TrainForward, encode_text_trimmed, unwrap_model
+
+    model, _, _, tokenizer = tiny
+    texts = tokenizer(["two red stars", "a picture of seven blue circles on a textured plate"])
+    full = model.encode_text(texts, normalize=True)
+    trimmed = encode_text_trimmed(model, texts)
+    assert torch.allclose(full, trimmed, atol=1e-5)
+    _, text_f, scale = TrainForward(model)(torch.zeros(1, 3, 64, 64), texts)
+    assert torch.allclose(text_f, full, atol=1e-5) and scale == model.logit_scale.exp()
+    assert unwrap_model(TrainForward(model)) is model

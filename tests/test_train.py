@@ -1,0 +1,239 @@
+"""The training loop: stage contract, control run, kill -9 + exact resume, 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import open_clip
+import pytest
+import torch
+import yaml
+
+from countclip.config import TrainConfig
+from countclip.data import write_synthetic_shards
+from countclip.model import TINY_MODEL
+from countclip.train import param_groups, run_training, train, warmup_cosine
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(
+        batch_size=8,
+        steps=4,
+        warmup_steps=1,
+        eval_every=2,
+        checkpoint_every=2,
+        threads=1,
+        val_fraction=0.25,
+        lr=1e-3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), 48, 64, per_shard=32)
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_schedule_and_param_groups():
+    f = warmup_cosine(2, 10)
+    assert [round(f(s), 4) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert f(6) == pytest.approx(0.5) and f(10) == pytest.approx(0.0)
+    from countclip.config import ModelConfig
+    from countclip.model import create_model
+
+    model = create_model(ModelConfig())[0]
+    no_wd, wd = param_groups(model, 0.2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in no_wd["params"]} >= {
+        "logit_scale",
+        "ln_final.weight",
+        "ln_final.bias",
+    }
+    assert "visual.conv1.weight" in {names[id(p)] for p in wd["params"]}
+    assert no_wd["weight_decay"] == 0.0 and wd["weight_decay"] == 0.2
+
+
+def test_stage_outputs_manifest_and_cache(shards, tmp_path):
+    counting, common = shards
+    lambdas = tmp_path / "lambdas.json"
+    lambdas.write_text(
+        json.dumps(
+            {
+                "scheme": "constant",
+                "lambda0": 1.0,
+                "frequencies": {},
+                "lambdas": {str(c): 1.0 for c in range(2, 11)},
+            }
+        )
+    )
+    manifests = (
+        {
+            "outputs": {"shards": str(Path(counting[0]).parent)},
+            "shards": counting,
+            "fingerprint": "c1",
+        },
+        {"outputs": {"shards": str(Path(common[0]).parent)}, "shards": common, "fingerprint": "m1"},
+        {"outputs": {"lambdas": str(lambdas)}, "fingerprint": "l1"},
+    )
+    calls = []
+    cfg = _cfg(count_loss="count")
+    manifest = run_training(
+        *manifests, cfg, str(tmp_path / "root"), progress=lambda f, m: calls.append(f)
+    )
+    assert manifest["stage"] == "train" and manifest["steps"] == 4
+    assert manifest["model"] == TINY_MODEL
+    assert set(manifest["outputs"]) == {"checkpoint", "last", "metrics", "loss_plot"}
+    for path in manifest["outputs"].values():
+        assert Path(path).stat().st_size > 0
+    assert 0 <= manifest["best_val_count_acc"] <= 1 and manifest["samples_per_s"] > 0
+    assert manifest["final_count_loss"] > 0 and calls[-1] == 1.0
+    rows = [json.loads(x) for x in Path(manifest["outputs"]["metrics"]).read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in rows if "val_count_acc" in r] == [0, 2, 4]
+    open_clip.create_model_and_transforms(TINY_MODEL, pretrained=manifest["outputs"]["checkpoint"])
+    again = run_training(*manifests, cfg, str(tmp_path / "root"))
+    assert again == manifest  # finished stage: its manifest, no retraining
+
+
+def test_lambda_zero_is_the_clip_only_control(shards, tmp_path):
+    result = train(_cfg(lambda_scale=0.0, steps=2), *shards, None, tmp_path, show_progress=False)
+    assert result["final_count_loss"] > 0  # still measured for comparison ...
+    ref = train(
+        _cfg(count_loss="none", steps=2), *shards, None, tmp_path / "b", show_progress=False
+    )
+    a, b = _state(result["last"]), _state(ref["last"])  # ... but it trains exactly like "none"
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="'lr'"):  # resuming under another config is refused
+        train(_cfg(lambda_scale=0.0, steps=2, lr=5e-4), *shards, None, tmp_path)
+
+
+def test_configs_tiny_cpu_and_paper_gpu(repo_root):
+    from countclip.config import load_config
+
+    tiny = load_config(repo_root / "configs" / "tiny-cpu.yaml").train
+    assert tiny.model.name == TINY_MODEL and tiny.counting_fraction == 0.2
+    paper = load_config(repo_root / "configs" / "paper-gpu.yaml").train
+    assert (paper.model.name, paper.model.pretrained) == ("ViT-B-32", "openai")
+    assert (paper.lr, paper.betas, paper.eps, paper.weight_decay) == (5e-6, (0.9, 0.98), 1e-6, 0.2)
+    assert paper.epochs == 10 and paper.precision == "bf16" and paper.warmup_steps > 0
+
+
+_KILLED_RUN = textwrap.dedent("""
+    import sys, time, torch
+    torch.set_num_threads(1)
+    from countclip.config import TrainConfig
+    from countclip.train import train
+    cfg = TrainConfig.model_validate_json(sys.argv[1])
+    counting, common, out = sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4]
+    def progress(fraction, message):
+        if fraction >= 5 / 6:  # after the step-4 checkpoint and one more step: wait to be killed
+            print("READY", flush=True)
+            time.sleep(600)
+    train(cfg, counting, common, None, out, progress=progress, show_progress=False)
+""")
+
+
+def test_kill_9_then_resume_equals_uninterrupted(shards, tmp_path):
+    counting, common = shards
+    cfg = _cfg(steps=6, checkpoint_every=4, eval_every=3, count_loss="count")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_RUN,
+            cfg.model_dump_json(),
+            ",".join(counting),
+            ",".join(common),
+            str(killed),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert torch.load(killed / "state.pt", weights_only=False)["step"] == 4
+    assert not (killed / "last.pt").exists()
+    resumed = train(cfg, counting, common, None, killed, show_progress=False)
+    assert resumed["resumed_from"] == 4
+    reference = train(cfg, counting, common, None, tmp_path / "straight", show_progress=False)
+    a, b = _state(resumed["last"]), _state(reference["last"])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4, 5, 6]  # no replayed dupes
+    ref_rows = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert losses == [json.loads(x)["loss"] for x in ref_rows if '"loss"' in x]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_gloo(shards, tmp_path):
+    counting, common = shards
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"train": _cfg(steps=3, eval_every=3, checkpoint_every=3).model_dump(mode="json")}
+        )
+    )
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "countclip.train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--counting",
+            str(Path(counting[0]).parent / "counting-*.tar"),
+            "--common",
+            str(Path(common[0]).parent / "common-*.tar"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3
+    sums = summary["rank_param_sums"]
+    assert len(sums) == 2 and sums[0] == sums[1]  # DDP kept the replicas identical
+    open_clip.create_model_and_transforms(TINY_MODEL, pretrained=summary["checkpoint"])
