@@ -177,6 +177,28 @@ class TrainConfig(StrictModel):
     threads: int | None = Field(None, description="torch CPU threads (None = torch default)")
 
 
+class PretrainConfig(StrictModel):
+    """The synthetic world's stand-in for OpenAI's CLIP: contrastive pretraining (L_CLIP only)
+    from random init on captions where, as in LAION, only a few state a count.
+
+    The real path skips this (``train.model.pretrained: openai``). Images are rendered in-process
+    from the world's metadata rows instead of downloaded: tens of thousands of images would cost
+    minutes through the loopback server and teach nothing about the pipeline.
+    """
+
+    enabled: bool = Field(True, description="pretrain a baseline (synthetic world only)")
+    rows: int = Field(30_000, ge=100, description="metadata rows rendered into the corpus")
+    image_size: int = Field(64, ge=16)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    batch_size: int = Field(64, ge=2)
+    steps: int = Field(1200, ge=1)
+    lr: float = 1e-3
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = 0.1
+    seed: int = 0
+    threads: int | None = None
+
+
 class EvalConfig(StrictModel):
     """Stage 6: CountBench and the zero-shot sanity check."""
 
@@ -207,6 +229,7 @@ class PipelineConfig(StrictModel):
     captions: CaptionConfig = Field(default_factory=CaptionConfig)
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     lambdas: LambdaConfig = Field(default_factory=LambdaConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvalConfig = Field(default_factory=EvalConfig)
 
