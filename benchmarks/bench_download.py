@@ -1,0 +1,135 @@
+"""Download stage vs raw img2dataset: same URL list from the loopback server, same settings.
+
+    .venv/bin/python benchmarks/bench_download.py [--n 1000] [--repeats 1]
+
+Runs, on the same parquet and with the arguments the stage passes, in turn:
+
+- raw img2dataset as its CLI runs (a fresh Python process: interpreter + import + download);
+- raw ``img2dataset.download`` called in this process (already imported: its best case);
+- ``run_download_stage`` (child process, accounting, retry-failed pass, results.parquet).
+
+and prints images/s for each and the stage's wall-time ratio to both (goal <= 1.1). The server
+misbehaves on no id here, so the stage's retry pass has nothing to do: the ratio is the stage's
+own overhead. The stage runs img2dataset in a child process (see countclip/download.py), so the
+CLI-like run is the like-for-like comparison; the in-process one shows the import it pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from countclip.config import DownloadConfig, WorldConfig
+from countclip.download import _img2dataset_kwargs, run_download_stage
+from countclip.offline import apply_offline_env
+from countclip.synthetic import ImageServer, Scene, scene_url
+
+
+def _parquet(path: Path, base_url: str, n: int) -> Path:
+    ids = list(range(100_000, 100_000 + n))
+    urls = [scene_url(base_url, Scene(i, 2 + i % 9, "star", "red")) for i in ids]
+    pq.write_table(
+        pa.table(
+            {
+                "SAMPLE_ID": ids,
+                "URL": urls,
+                "TEXT": [f"img {i}" for i in ids],
+                "count": [2 + i % 9 for i in ids],
+            }
+        ),
+        path,
+    )
+    return path
+
+
+def _successes(folder: Path) -> int:
+    return sum(
+        pq.read_table(p, columns=["status"]).column("status").to_pylist().count("success")
+        for p in folder.rglob("*.parquet")
+        if p.name[0].isdigit()
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="URLs")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--shard-size", type=int, default=250)
+    args = parser.parse_args()
+    apply_offline_env()
+    from img2dataset import download
+
+    cfg = DownloadConfig(
+        processes_count=args.processes,
+        thread_count=args.threads,
+        number_sample_per_shard=args.shard_size,
+        timeout=10.0,
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench_download_"))
+    cli_times, raw_times, stage_times = [], [], []
+    try:
+        with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
+            urllib.request.urlopen(f"{srv.base_url}/img/1.jpg", timeout=30).read()
+            src = _parquet(work / "counting.parquet", srv.base_url, args.n)
+            extra = ["SAMPLE_ID", "count"]
+            for rep in range(args.repeats):
+                kwargs = _img2dataset_kwargs(src, work / f"cli-{rep}", cfg, "URL", "TEXT", extra)
+                t0 = time.perf_counter()
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        "import json, sys; from img2dataset import download; "
+                        "download(**json.loads(sys.argv[1]))",
+                        json.dumps(kwargs),
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                cli_times.append(time.perf_counter() - t0)
+                cli_ok = _successes(work / f"cli-{rep}")
+
+                raw_out = work / f"raw-{rep}"
+                t0 = time.perf_counter()
+                download(**_img2dataset_kwargs(src, raw_out, cfg, "URL", "TEXT", extra))
+                raw_times.append(time.perf_counter() - t0)
+                raw_ok = _successes(raw_out)
+
+                source = {"fingerprint": f"bench-{rep}", "outputs": {"counting": str(src)}}
+                t0 = time.perf_counter()
+                manifest = run_download_stage(source, "counting", cfg, str(work / "data"))
+                stage_times.append(time.perf_counter() - t0)
+                stage_ok = manifest["successes"]
+                print(
+                    f"repeat {rep}: img2dataset CLI-like {cli_times[-1]:.1f} s ({cli_ok} ok), "
+                    f"in-process {raw_times[-1]:.1f} s ({raw_ok} ok), "
+                    f"stage {stage_times[-1]:.1f} s ({stage_ok} ok)"
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    cli, raw = statistics.median(cli_times), statistics.median(raw_times)
+    stage = statistics.median(stage_times)
+    print(f"medians of {args.repeats}, {args.n} URLs:")
+    print(f"  img2dataset CLI-like:    {args.n / cli:.1f} images/s ({cli:.1f} s)")
+    print(f"  img2dataset in-process:  {args.n / raw:.1f} images/s ({raw:.1f} s)")
+    print(f"  download stage:          {args.n / stage:.1f} images/s ({stage:.1f} s)")
+    print(f"  ratio stage / CLI-like:   {stage / cli:.3f} (goal <= 1.1)")
+    print(f"  ratio stage / in-process: {stage / raw:.3f}")
+
+
+if __name__ == "__main__":
+    main()
