@@ -26,7 +26,7 @@ examples:
   countclip build --config configs/laion400m.yaml --set download.processes_count=16
   countclip train --config configs/tiny-cpu.yaml --set train.steps=200 --set train.lr=1e-4
   countclip evaluate --config configs/tiny-cpu.yaml --checkpoint data/train/<fp>/best.pt
-  countclip demo --config configs/tiny-cpu.yaml
+  countclip demo --config configs/demo.yaml
 
 Stage outputs land under the data root in directories named by a fingerprint of their inputs
 and config; rerunning with the same settings is a cache hit for every stage.
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="demo: synthetic world -> build -> control vs CountCLIP -> CountBench report",
+        help="demo: world -> build -> baseline, control, CountCLIP -> CountBench report",
         description="Run the demo flow.",
     )
     _common(demo)

@@ -36,7 +36,15 @@ class WorldConfig(StrictModel):
     )
     count_distribution: dict[int, float] = Field(
         default_factory=lambda: {
-            2: 0.65, 3: 0.20, 4: 0.08, 5: 0.03, 6: 0.016, 7: 0.008, 8: 0.006, 9: 0.005, 10: 0.005
+            2: 0.65,
+            3: 0.20,
+            4: 0.08,
+            5: 0.03,
+            6: 0.016,
+            7: 0.008,
+            8: 0.006,
+            9: 0.005,
+            10: 0.005,
         },
         description="share of each count among counting captions (LAION-like skew)",
     )
@@ -59,8 +67,17 @@ class MetadataConfig(StrictModel):
         "", description="parquet glob, file, or remote URL (https://, s3://, hf://)"
     )
     number_words: list[str] = Field(
-        default_factory=lambda: ["two", "three", "four", "five", "six", "seven", "eight",
-                                 "nine", "ten"]
+        default_factory=lambda: [
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+        ]
     )
     include_digits: bool = Field(False, description="also prefilter digits 2..10")
     allowed_nsfw: list[str] = Field(default_factory=lambda: ["UNLIKELY"])
@@ -114,7 +131,13 @@ class DownloadConfig(StrictModel):
     user_agent_token: str | None = "countclip"
     retry_error_classes: list[str] = Field(
         default_factory=lambda: [
-            "http_5xx", "http_429", "timeout", "connection", "truncated", "shard_failed", "other"
+            "http_5xx",
+            "http_429",
+            "timeout",
+            "connection",
+            "truncated",
+            "shard_failed",
+            "other",
         ],
         description="failure classes a retry-failed pass re-queues (transient ones); never "
         "opt_out, and 404/4xx/decode errors are deterministic",
@@ -169,6 +192,11 @@ class TrainConfig(StrictModel):
     grad_clip_norm: float | None = 1.0
     precision: Literal["fp32", "bf16", "amp"] = "fp32"
     val_fraction: float = Field(0.1, ge=0, lt=1)
+    select_metric: Literal["balanced", "accuracy"] = Field(
+        "balanced",
+        description="validation metric that picks the best checkpoint: balanced = mean "
+        "per-count recall (the counting data is skewed towards 'two'), or plain accuracy",
+    )
     eval_every: int = Field(100, ge=1, description="steps between validation passes")
     checkpoint_every: int = Field(100, ge=1)
     workers: int = Field(0, ge=0)
@@ -188,6 +216,13 @@ class PretrainConfig(StrictModel):
 
     enabled: bool = Field(True, description="pretrain a baseline (synthetic world only)")
     rows: int = Field(30_000, ge=100, description="metadata rows rendered into the corpus")
+    counting_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="cap on the share of corpus captions that state a count (LAION-like), "
+        "whatever the world's counting_fraction: the baseline must not learn to count",
+    )
     image_size: int = Field(64, ge=16)
     model: ModelConfig = Field(default_factory=ModelConfig)
     batch_size: int = Field(64, ge=2)

@@ -50,11 +50,18 @@ def _metadata_rows(parts: Sequence[str], rows: int) -> list[dict[str, Any]]:
 
 
 def render_corpus(
-    parts: Sequence[str], out_dir: str | Path, rows: int, image_size: int, per_shard: int = 2000
+    parts: Sequence[str],
+    out_dir: str | Path,
+    rows: int,
+    image_size: int,
+    counting_share: float = 1.0,
+    per_shard: int = 2000,
 ) -> dict[str, Any]:
-    """Render ``rows`` metadata rows into img2dataset-shaped shards: captions that state a count
-    (parsed by :mod:`countclip.captions`) go to ``counting-*.tar`` with their count and span,
-    the rest to ``common-*.tar``. Returns shard lists and sizes."""
+    """Render up to ``rows`` metadata rows into img2dataset-shaped shards: captions that state a
+    count (parsed by :mod:`countclip.captions`) go to ``counting-*.tar`` with their count and
+    span, the rest to ``common-*.tar``. A counting row that would lift the counting share of
+    the corpus so far above ``counting_share`` is skipped, so the corpus stays LAION-like even
+    over a counting-rich world. Returns shard lists and sizes."""
     import webdataset as wds
 
     from countclip.synthetic import parse_scene_url, render_scene
@@ -72,6 +79,9 @@ def render_corpus(
     sizes = {"counting": 0, "common": 0}
     try:
         for i, (record, caption) in enumerate(zip(records, parsed, strict=True)):
+            kept = sizes["counting"] + sizes["common"]
+            if caption is not None and sizes["counting"] + 1 > counting_share * (kept + 1):
+                continue
             scene = parse_scene_url(record["URL"])
             buffer = io.BytesIO()
             render_scene(scene, size=image_size).save(buffer, format="JPEG", quality=90)
@@ -145,7 +155,7 @@ def run_pretrain_stage(
         corpus_dir = out / "corpus"
         if not (corpus_dir / "corpus.json").exists():
             with atomic_dir(corpus_dir) as tmp:
-                corpus = render_corpus(parts, tmp, cfg.rows, cfg.image_size)
+                corpus = render_corpus(parts, tmp, cfg.rows, cfg.image_size, cfg.counting_share)
                 corpus = {
                     k: [str(corpus_dir / Path(p).name) for p in v] if k != "sizes" else v
                     for k, v in corpus.items()

@@ -186,12 +186,14 @@ def encode_batch(
 @torch.no_grad()
 def validate(
     model: nn.Module, loader: Any, device: torch.device, autocast: Callable[[], Any]
-) -> tuple[int, int]:
-    """(correct, total) of argmax over the nine count variants on this rank's share."""
+) -> list[int]:
+    """Per-count tallies of argmax over the nine count variants on this rank's share:
+    ``[correct_2..correct_10, total_2..total_10]`` (summed across ranks by the caller)."""
     bare = unwrap_model(model)
     was_training = bare.training
     bare.eval()
-    correct = total = 0
+    correct = [0] * len(COUNTS)
+    total = [0] * len(COUNTS)
     for batch in loader:
         variants = batch["variant_texts"]
         n, k = variants.shape[:2]
@@ -201,10 +203,25 @@ def validate(
             text = encode_text_trimmed(bare, unique.to(device))
         text = text[inverse.to(device)].view(n, k, -1).float()
         pred = torch.einsum("nd,nkd->nk", image.float(), text).argmax(1) + COUNTS[0]
-        correct += int((pred.cpu() == batch["counts"]).sum())
-        total += n
+        for truth, guess in zip(batch["counts"].tolist(), pred.cpu().tolist(), strict=True):
+            total[truth - COUNTS[0]] += 1
+            correct[truth - COUNTS[0]] += int(truth == guess)
     bare.train(was_training)
-    return correct, total
+    return correct + total
+
+
+def validation_scores(tallies: Sequence[int]) -> dict[str, float] | None:
+    """Plain and balanced (mean per-count recall over the counts present) accuracy.
+
+    The counting data is skewed like LAION (most captions say "two"), so plain accuracy rewards
+    predicting "two"; balanced accuracy is what model selection uses by default.
+    """
+    k = len(tallies) // 2
+    correct, total = tallies[:k], tallies[k:]
+    if sum(total) == 0:
+        return None
+    recalls = [c / t for c, t in zip(correct, total, strict=True) if t]
+    return {"accuracy": sum(correct) / sum(total), "balanced": sum(recalls) / len(recalls)}
 
 
 def _all_reduce_ints(values: Sequence[int], world_size: int) -> list[int]:
@@ -417,11 +434,19 @@ def _train(
     global_batch = cfg.batch_size * world_size
 
     def evaluate(step: int) -> float | None:
-        correct, total = _all_reduce_ints(validate(model, val_loader, device, autocast), world_size)
-        if total == 0:
+        tallies = _all_reduce_ints(validate(model, val_loader, device, autocast), world_size)
+        scores = validation_scores(tallies)
+        if scores is None:
             return None
-        acc = correct / total
-        log.write({"step": step, "val_count_acc": acc, "val_samples": total})
+        acc = scores[cfg.select_metric]
+        log.write(
+            {
+                "step": step,
+                "val_count_acc": scores["accuracy"],
+                "val_count_balanced_acc": scores["balanced"],
+                "val_samples": sum(tallies[len(tallies) // 2 :]),
+            }
+        )
         if best["acc"] is None or acc > best["acc"]:
             best.update(acc=acc, step=step)
             if is_main:
@@ -547,6 +572,7 @@ def _train(
             metrics=str(out / METRICS_FILE),
             state=str(state_path),
             best_val_count_acc=best["acc"],
+            select_metric=cfg.select_metric,
             best_step=best["step"],
             final_loss=last.get("loss"),
             final_contrastive_loss=last.get("contrastive_loss"),

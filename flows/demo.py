@@ -1,8 +1,10 @@
 """``demo``: the whole story on the synthetic world, on a CPU.
 
-world -> build -> train the L_CLIP-only control and CountCLIP -> CountBench for both ->
-comparison report. Thin wiring only: every step is a cached task, so a rerun is instant and a
-changed setting recomputes only what depends on it.
+world -> build -> pretrain the baseline CLIP (L_CLIP only, few counting captions, as in LAION)
+-> fine-tune the L_CLIP-only control and CountCLIP from it (same data, steps, seed) ->
+CountBench + zero-shot for baseline, control and CountCLIP -> comparison report. Thin wiring
+only: every step is a cached task, so a rerun is instant and a changed setting recomputes only
+what depends on it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from flows.common import Runner, build_stages, resolve_config, world_context
 from flows.evaluate_countbench import model_ref_for
 from tasks.caching import bind
 from tasks.evaluate import countbench_task, evaluate_task, report_task
+from tasks.pretrain import pretrain_task
 from tasks.train import train_task
 
 
@@ -24,46 +27,47 @@ def control_config(train: TrainConfig) -> TrainConfig:
     return train.model_copy(update={"count_loss": "none"})
 
 
+def from_checkpoint(train: TrainConfig, checkpoint: str) -> TrainConfig:
+    """``train`` starting from ``checkpoint`` (the baseline) instead of its configured weights."""
+    return train.model_copy(
+        update={"model": train.model.model_copy(update={"pretrained": checkpoint})}
+    )
+
+
 @flow(name="demo", log_prints=True)
 def demo(
     cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 (the UI form shows the defaults)
     data_root: str | None = None,
     runner: Runner = "default",
 ) -> dict:
-    """Control vs CountCLIP on synthetic CountBench; returns the report paths."""
+    """Baseline vs control vs CountCLIP on synthetic CountBench; returns the report paths."""
     cfg = resolve_config(cfg, data_root)
     root = cfg.data_root
     train = bind(train_task, root)
     evaluate = bind(evaluate_task, root)
-    with world_context(cfg):
+    with world_context(cfg) as world:
         data = build_stages(cfg, runner)
-        models = {
-            "control": train(
-                data["counting"],
-                data["common"],
-                data["lambdas"],
-                control_config(cfg.train),
-                root,
-                label="control",
-            ),
-            "countclip": train(
-                data["counting"],
-                data["common"],
-                data["lambdas"],
-                cfg.train,
-                root,
-                label="countclip",
-            ),
+        models: dict[str, str | None] = {}
+        train_cfg = cfg.train
+        if world is not None and cfg.pretrain.enabled:
+            baseline = bind(pretrain_task, root)(world, cfg.pretrain, root)
+            models["baseline"] = baseline["outputs"]["checkpoint"]
+            train_cfg = from_checkpoint(cfg.train, models["baseline"])
+        # Both fine-tunes at once, one torch thread each: on 2 cores that is ~1.25x the
+        # throughput of running them one after the other with 2 threads (measured).
+        parallel = train_cfg.model_copy(update={"threads": 1})
+        futures = {
+            label: train.submit(
+                data["counting"], data["common"], data["lambdas"], run_cfg, root, label=label
+            )
+            for label, run_cfg in (("control", control_config(parallel)), ("countclip", parallel))
         }
+        for label, future in futures.items():
+            models[label] = (future.result().get("outputs") or {}).get("checkpoint")
         bench = bind(countbench_task, root)(cfg.evaluate, cfg.download, root)
         results = {
-            label: evaluate(
-                model_ref_for(cfg, (m.get("outputs") or {}).get("checkpoint"), label),
-                bench,
-                cfg.evaluate,
-                root,
-            )
-            for label, m in models.items()
+            label: evaluate(model_ref_for(cfg, checkpoint, label), bench, cfg.evaluate, root)
+            for label, checkpoint in models.items()
         }
     report = report_task(results, str(Path(root) / "report"))
     print(f"report: {report.get('markdown')}\n{report.get('table', '')}")

@@ -1,0 +1,246 @@
+"""Does CountCLIP learn to count? Baseline vs L_CLIP-only control vs CountCLIP, over seeds.
+
+Rows: the baseline (pretrained, no fine-tuning), the control (L_CLIP only), and CountCLIP for
+each λ scheme (constant, norm, modal, log) × {L_count, L_count+}. Columns: synthetic CountBench
+accuracy mean ± sd over seeds, the worst per-count accuracy (of the seed-mean per-count
+accuracies), and zero-shot shape/colour accuracy (mean of the two tasks).
+
+Every fine-tune starts from the same baseline, with the same data, steps and seed as its
+control — as the paper fine-tunes one OpenAI checkpoint; the seeds vary the fine-tuning (data
+order, counterfactual draws). Checkpoints are selected on the counting validation split only;
+CountBench is never looked at until the end.
+
+    .venv/bin/python benchmarks/bench_counting.py --config configs/demo.yaml --seeds 0 1 2
+
+Stages are cached under --data-root (the same fingerprints as the pipeline), so an interrupted
+run resumes. --jobs runs fine-tunes in parallel processes (1 torch thread each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from countclip.config import LambdaConfig, PipelineConfig, TrainConfig, load_config
+from countclip.offline import apply_offline_env
+
+SCHEMES = ("constant", "norm", "modal", "log")
+LOSSES = ("count", "count_plus")
+
+
+def build(cfg: PipelineConfig) -> dict:
+    """World -> metadata -> captions -> downloads -> CountBench -> baseline (all cached)."""
+    from countclip.captions import run_caption_stage
+    from countclip.countbench import run_countbench_stage
+    from countclip.download import run_download_stage
+    from countclip.metadata import run_metadata_stage
+    from countclip.pretrain import run_pretrain_stage
+    from countclip.synthetic.stage import run_world_stage, serve_world
+
+    root = cfg.data_root
+    with serve_world(cfg.world) as base_url:
+        world = run_world_stage(cfg.world, root, base_url)
+        cfg.metadata.source = world["source"]
+        cfg.evaluate.countbench = world["outputs"]["countbench"]
+        metadata = run_metadata_stage(cfg.metadata, root)
+        captions = run_caption_stage(metadata, cfg.captions, root)
+        counting = run_download_stage(captions, "counting", cfg.download, root)
+        common = run_download_stage(captions, "common", cfg.download, root)
+        bench = run_countbench_stage(cfg.evaluate, cfg.download, root)
+    baseline = run_pretrain_stage(world, cfg.pretrain, root)
+    return {"counting": counting, "common": common, "countbench": bench, "baseline": baseline}
+
+
+def _train_one(args: tuple) -> tuple[str, int, str]:
+    """One fine-tune in a worker process; returns (row label, seed, best checkpoint)."""
+    label, seed, counting, common, lambdas, train_cfg, root = args
+    import torch
+
+    torch.set_num_threads(1)
+    from countclip.train import run_training
+
+    manifest = run_training(counting, common, lambdas, train_cfg, root)
+    return label, seed, manifest["outputs"]["checkpoint"]
+
+
+def runs(cfg: PipelineConfig, built: dict, seeds: list[int], root: str) -> list[tuple]:
+    from countclip.lambdas import run_lambda_stage
+
+    base: TrainConfig = cfg.train.model_copy(deep=True)
+    base.model.pretrained = built["baseline"]["outputs"]["checkpoint"]
+    base.threads = 1
+    lambdas = {
+        s: run_lambda_stage(built["counting"], LambdaConfig(scheme=s, lambda0=1.0), root)
+        for s in SCHEMES
+    }
+    jobs = []
+    for seed in seeds:
+        control = base.model_copy(update={"count_loss": "none", "seed": seed})
+        jobs.append(("control", seed, built["counting"], built["common"], None, control, root))
+        for loss in LOSSES:
+            for scheme in SCHEMES:
+                run_cfg = base.model_copy(update={"count_loss": loss, "seed": seed})
+                label = f"countclip {'L_count+' if loss == 'count_plus' else 'L_count'} λ={scheme}"
+                jobs.append(
+                    (
+                        label,
+                        seed,
+                        built["counting"],
+                        built["common"],
+                        lambdas[scheme],
+                        run_cfg,
+                        root,
+                    )
+                )
+    return jobs
+
+
+def evaluate(cfg: PipelineConfig, bench: dict, label: str, checkpoint: str, root: str) -> dict:
+    from countclip.evaluate import run_evaluation_stage
+
+    ref = {
+        "name": cfg.train.model.name,
+        "checkpoint": checkpoint,
+        "pretrained": None,
+        "label": label,
+    }
+    return run_evaluation_stage(ref, bench, cfg.evaluate, root)
+
+
+def _zero_shot(result: dict) -> float:
+    tasks = result.get("zero_shot") or {}
+    values = [t["accuracy"] for t in tasks.values() if t.get("accuracy") is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def summarise(results: dict[str, list[dict]]) -> list[dict]:
+    rows = []
+    for label, per_seed in results.items():
+        accs = [r["accuracy"] for r in per_seed]
+        counts = sorted({int(c) for r in per_seed for c in r["per_count_accuracy"]})
+        per_count_mean = {
+            c: statistics.fmean(
+                r["per_count_accuracy"].get(str(c), r["per_count_accuracy"].get(c)) or 0.0
+                for r in per_seed
+            )
+            for c in counts
+        }
+        rows.append(
+            {
+                "label": label,
+                "n": len(per_seed),
+                "acc_mean": statistics.fmean(accs),
+                "acc_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "worst_count": min(per_count_mean, key=per_count_mean.get),
+                "worst_acc": min(per_count_mean.values()),
+                "per_count": per_count_mean,
+                "zero_shot": statistics.fmean(_zero_shot(r) for r in per_seed),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict], command: str, meta: dict) -> str:
+    control = next((r for r in rows if r["label"] == "control"), None)
+    lines = [
+        "# CountCLIP on the synthetic CountBench",
+        "",
+        f"Made by `{command}` on {meta['date']} ({meta['machine']}; {meta['minutes']:.1f} min).",
+        "",
+        f"Seeds: {meta['seeds']}. Fine-tuning: {meta['steps']} steps, batch {meta['batch']}, "
+        f"1 in {round(1 / meta['fraction'])} samples counting, from one pretrained baseline. "
+        f"CountBench: {meta['evaluated']}. Chance = 11.1%.",
+        "",
+        "| model | CountBench acc. (mean ± sd) | Δ vs control | worst count (acc.) "
+        "| zero-shot acc. | Δ zero-shot |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        d_acc = d_zs = ""
+        if control is not None and r is not control and r["label"] != "baseline":
+            d_acc = f"{100 * (r['acc_mean'] - control['acc_mean']):+.1f}"
+            d_zs = f"{100 * (r['zero_shot'] - control['zero_shot']):+.1f}"
+        lines.append(
+            f"| {r['label']} | {100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f} | {d_acc} "
+            f"| {r['worst_count']} ({100 * r['worst_acc']:.1f}) | {100 * r['zero_shot']:.1f} "
+            f"| {d_zs} |"
+        )
+    lines += [
+        "",
+        "Per-count accuracy (seed mean, %):",
+        "",
+        "| model | " + " | ".join(str(c) for c in range(2, 11)) + " |",
+        "|---|" + "---:|" * 9,
+    ]
+    for r in rows:
+        cells = [f"{100 * r['per_count'].get(c, float('nan')):.0f}" for c in range(2, 11)]
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--data-root", default="data/bench-counting")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    parser.add_argument("--jobs", type=int, default=2, help="fine-tunes in parallel")
+    parser.add_argument("--out", default="docs/results.md")
+    args = parser.parse_args(argv)
+    apply_offline_env()
+    start = time.perf_counter()
+    overrides: dict = {"data_root": args.data_root}
+    if args.steps:
+        overrides["train"] = {"steps": args.steps}
+    cfg = load_config(args.config, overrides)
+    cfg.data_root = str(Path(cfg.data_root).resolve())
+    built = build(cfg)
+    print(f"built: baseline {built['baseline']['outputs']['checkpoint']}", flush=True)
+    jobs = runs(cfg, built, args.seeds, cfg.data_root)
+    checkpoints: list[tuple[str, int, str]] = []
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        for done, result in enumerate(pool.map(_train_one, jobs), 1):
+            checkpoints.append(result)
+            print(f"[{done}/{len(jobs)}] trained {result[0]} seed {result[1]}", flush=True)
+    results: dict[str, list[dict]] = {"baseline": []}
+    baseline = evaluate(
+        cfg,
+        built["countbench"],
+        "baseline",
+        built["baseline"]["outputs"]["checkpoint"],
+        cfg.data_root,
+    )
+    results["baseline"].append(baseline)
+    for label, _seed, checkpoint in checkpoints:
+        results.setdefault(label, []).append(
+            evaluate(cfg, built["countbench"], label, checkpoint, cfg.data_root)
+        )
+    rows = summarise(results)
+    command = "python benchmarks/bench_counting.py " + " ".join(argv or sys.argv[1:])
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+        "minutes": (time.perf_counter() - start) / 60,
+        "seeds": args.seeds,
+        "steps": cfg.train.steps,
+        "batch": cfg.train.batch_size,
+        "fraction": cfg.train.counting_fraction,
+        "evaluated": baseline.get("message", ""),
+    }
+    text = markdown(rows, command.strip(), meta)
+    from countclip.stage import atomic_write_text
+
+    atomic_write_text(args.out, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
