@@ -58,16 +58,16 @@ def build(cfg: PipelineConfig) -> dict:
     return {"counting": counting, "common": common, "countbench": bench, "baseline": baseline}
 
 
-def _train_one(args: tuple) -> tuple[str, int, str]:
-    """One fine-tune in a worker process; returns (row label, seed, best checkpoint)."""
-    label, seed, counting, common, lambdas, train_cfg, root = args
+def _train_and_evaluate(args: tuple) -> tuple[str, int, dict]:
+    """One fine-tune + its evaluation in a worker process (1 torch thread)."""
+    label, seed, counting, common, lambdas, train_cfg, cfg, bench, root = args
     import torch
 
     torch.set_num_threads(1)
     from countclip.train import run_training
 
     manifest = run_training(counting, common, lambdas, train_cfg, root)
-    return label, seed, manifest["outputs"]["checkpoint"]
+    return label, seed, evaluate(cfg, bench, label, manifest["outputs"]["checkpoint"], root)
 
 
 def runs(cfg: PipelineConfig, built: dict, seeds: list[int], root: str) -> list[tuple]:
@@ -76,6 +76,7 @@ def runs(cfg: PipelineConfig, built: dict, seeds: list[int], root: str) -> list[
     base: TrainConfig = cfg.train.model_copy(deep=True)
     base.model.pretrained = built["baseline"]["outputs"]["checkpoint"]
     base.threads = 1
+    bench = built["countbench"]
     lambdas = {
         s: run_lambda_stage(built["counting"], LambdaConfig(scheme=s, lambda0=1.0), root)
         for s in SCHEMES
@@ -83,7 +84,9 @@ def runs(cfg: PipelineConfig, built: dict, seeds: list[int], root: str) -> list[
     jobs = []
     for seed in seeds:
         control = base.model_copy(update={"count_loss": "none", "seed": seed})
-        jobs.append(("control", seed, built["counting"], built["common"], None, control, root))
+        jobs.append(
+            ("control", seed, built["counting"], built["common"], None, control, cfg, bench, root)
+        )
         for loss in LOSSES:
             for scheme in SCHEMES:
                 run_cfg = base.model_copy(update={"count_loss": loss, "seed": seed})
@@ -96,6 +99,8 @@ def runs(cfg: PipelineConfig, built: dict, seeds: list[int], root: str) -> list[
                         built["common"],
                         lambdas[scheme],
                         run_cfg,
+                        cfg,
+                        bench,
                         root,
                     )
                 )
@@ -204,11 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     built = build(cfg)
     print(f"built: baseline {built['baseline']['outputs']['checkpoint']}", flush=True)
     jobs = runs(cfg, built, args.seeds, cfg.data_root)
-    checkpoints: list[tuple[str, int, str]] = []
-    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-        for done, result in enumerate(pool.map(_train_one, jobs), 1):
-            checkpoints.append(result)
-            print(f"[{done}/{len(jobs)}] trained {result[0]} seed {result[1]}", flush=True)
     results: dict[str, list[dict]] = {"baseline": []}
     baseline = evaluate(
         cfg,
@@ -218,10 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg.data_root,
     )
     results["baseline"].append(baseline)
-    for label, _seed, checkpoint in checkpoints:
-        results.setdefault(label, []).append(
-            evaluate(cfg, built["countbench"], label, checkpoint, cfg.data_root)
-        )
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        for done, (label, seed, result) in enumerate(pool.map(_train_and_evaluate, jobs), 1):
+            results.setdefault(label, []).append(result)
+            print(
+                f"[{done}/{len(jobs)}] {label} seed {seed}: CountBench {result['accuracy']:.3f}",
+                flush=True,
+            )
     rows = summarise(results)
     command = "python benchmarks/bench_counting.py " + " ".join(argv or sys.argv[1:])
     meta = {
