@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from countclip.numbers import NUMBER_WORDS as COUNT_WORDS
+
 SHAPES: tuple[str, ...] = (
     "circle",
     "square",
@@ -34,18 +36,8 @@ COLOURS: tuple[str, ...] = (
 )
 PLURALS: dict[str, str] = {s: ("crosses" if s == "cross" else s + "s") for s in SHAPES}
 
-NUMBER_WORDS: dict[int, str] = {
-    1: "one",
-    2: "two",
-    3: "three",
-    4: "four",
-    5: "five",
-    6: "six",
-    7: "seven",
-    8: "eight",
-    9: "nine",
-    10: "ten",
-}
+# The captions module's two..ten, plus "one": the world also draws single-object scenes.
+NUMBER_WORDS: dict[int, str] = {1: "one", **COUNT_WORDS}
 MAX_COUNT = 10
 """Scenes hold 1..MAX_COUNT objects; count 0 is the non-counting scene (a dense pattern)."""
 
