@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 
 from countclip.config import PipelineConfig
+from countclip.promotion import read_promoted
 from flows.common import resolve_config, world_context
 from tasks.caching import bind
 from tasks.evaluate import countbench_task, evaluate_task
-from tasks.promotion import read_promoted
 
 
 def model_ref_for(cfg: PipelineConfig, checkpoint: str | None, label: str) -> dict:

@@ -1,43 +1,16 @@
-"""Model promotion for ``retrain-countclip``: keep the new model only if it is better.
-
-The decision uses the *validation* counting accuracy of the training run (model selection never
-looks at CountBench). ``<data_root>/models/promoted.json`` names the current model and
-``<data_root>/models/history.json`` records every candidate with its decision, so a scheduled
-retrain leaves an audit trail.
-"""
+"""Promotion task for ``retrain-countclip`` (the rule lives in :mod:`countclip.promotion`)."""
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from countclip.stage import atomic_write_json
+from countclip.promotion import promote, read_history, read_promoted
 from tasks import artifacts
 
-
-def models_dir(data_root: str) -> Path:
-    return Path(data_root) / "models"
-
-
-def read_promoted(data_root: str) -> dict | None:
-    """The currently promoted model record, or None before the first promotion."""
-    path = models_dir(data_root) / "promoted.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def read_history(data_root: str) -> list[dict]:
-    path = models_dir(data_root) / "history.json"
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def _score(manifest: dict) -> float | None:
-    value = manifest.get("best_val_count_acc")
-    return None if value is None else float(value)
+__all__ = ["promote_task", "read_history", "read_promoted"]
 
 
 @task(name="promote", cache_policy=NO_CACHE, persist_result=False, retries=0)
@@ -45,28 +18,14 @@ def promote_task(
     train_manifest: dict, eval_manifest: dict | None, data_root: str, run_name: str | None = None
 ) -> dict[str, Any]:
     """Promote ``train_manifest``'s checkpoint if its val counting accuracy beats the current."""
-    current = read_promoted(data_root)
-    score = _score(train_manifest)
-    best = None if current is None else current.get("best_val_count_acc")
-    promoted = score is not None and (best is None or score > float(best))
-    record = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run": run_name,
-        "train_fingerprint": train_manifest.get("fingerprint"),
-        "checkpoint": (train_manifest.get("outputs") or {}).get("checkpoint"),
-        "best_val_count_acc": score,
-        "previous_best_val_count_acc": best,
-        "countbench_accuracy": (eval_manifest or {}).get("accuracy"),
-        "promoted": promoted,
-    }
-    history = [*read_history(data_root), record]
-    atomic_write_json(models_dir(data_root) / "history.json", history)
-    if promoted:
-        atomic_write_json(models_dir(data_root) / "promoted.json", record)
-    artifacts.table("retrain-history", history[-20:], "retrain candidates (latest 20)")
-    verdict = "promoted" if promoted else "kept the current model"
+    record = promote(train_manifest, eval_manifest, data_root, run_name)
+    artifacts.table(
+        "retrain-history", read_history(data_root)[-20:], "retrain candidates (latest 20)"
+    )
+    verdict = "promoted" if record["promoted"] else "kept the current model"
     artifacts.markdown(
         "retrain-decision",
-        f"# Retrain decision\n\n{verdict}: val counting accuracy {score} vs current {best}.\n",
+        f"# Retrain decision\n\n{verdict}: val counting accuracy {record['best_val_count_acc']} "
+        f"vs current {record['previous_best_val_count_acc']}.\n",
     )
     return record
