@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,dask]'
 	$(PY) -m pip uninstall -y -q dataclasses 2>/dev/null || true
-	$(PY) -m countclip.selfcheck
+	$(PY) scripts/selfcheck.py
 	touch $(STAMP)
 
 demo: setup

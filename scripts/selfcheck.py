@@ -1,4 +1,6 @@
-"""``python -m countclip.selfcheck``: prove the installed stack imports and runs together.
+"""``python scripts/selfcheck.py``: prove the installed stack imports and runs together.
+
+It lives outside the ``countclip`` package because it imports Prefect (the library does not).
 
 Run by ``make setup`` after install, because the failures it catches (the ``dataclasses``
 backport shadowing the standard library inside Prefect's server, a torchvision that does not
