@@ -17,22 +17,28 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from countclip.config import MetadataConfig
 from countclip.stage import atomic_dir, fingerprint, read_manifest, stage_dir, write_manifest
 
 STAGE = "metadata"
 STAGE_VERSION = "1"
-LAION_COLUMNS: tuple[str, ...] = (
-    "SAMPLE_ID",
-    "URL",
-    "TEXT",
-    "HEIGHT",
-    "WIDTH",
-    "LICENSE",
-    "NSFW",
-    "similarity",
+# The LAION-400M metadata schema: the one definition the stage checks sources against and the
+# synthetic world writes.
+LAION_SCHEMA = pa.schema(
+    [
+        ("SAMPLE_ID", pa.int64()),
+        ("URL", pa.string()),
+        ("TEXT", pa.string()),
+        ("HEIGHT", pa.int32()),
+        ("WIDTH", pa.int32()),
+        ("LICENSE", pa.string()),
+        ("NSFW", pa.string()),
+        ("similarity", pa.float64()),
+    ]
 )
+LAION_COLUMNS: tuple[str, ...] = tuple(LAION_SCHEMA.names)
 REMOTE_PREFIXES = (
     "http://",
     "https://",

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from countclip.config import WorldConfig
+from countclip.metadata import LAION_SCHEMA
 from countclip.stage import atomic_path
 from countclip.synthetic.captions import (
     CASING_WEIGHTS,
@@ -43,18 +44,6 @@ from countclip.synthetic.world import (
     SHAPES,
 )
 
-LAION_SCHEMA = pa.schema(
-    [
-        ("SAMPLE_ID", pa.int64()),
-        ("URL", pa.string()),
-        ("TEXT", pa.string()),
-        ("HEIGHT", pa.int32()),
-        ("WIDTH", pa.int32()),
-        ("LICENSE", pa.string()),
-        ("NSFW", pa.string()),
-        ("similarity", pa.float64()),
-    ]
-)
 PART_NAME = "part-{:05d}.parquet"
 
 KIND_NON_COUNTING, KIND_COUNTING, KIND_DISTRACTOR = 0, 1, 2
