@@ -192,8 +192,8 @@ def markdown(rows: list[dict], command: str, meta: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--data-root", default="data/bench-counting")
+    parser.add_argument("--config", default="configs/bench-counting.yaml")
+    parser.add_argument("--data-root", default=None, help="default: the config's data_root")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--jobs", type=int, default=2, help="fine-tunes in parallel")
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apply_offline_env()
     start = time.perf_counter()
-    overrides: dict = {"data_root": args.data_root}
+    overrides: dict = {"data_root": args.data_root} if args.data_root else {}
     if args.steps:
         overrides["train"] = {"steps": args.steps}
     cfg = load_config(args.config, overrides)

@@ -176,6 +176,13 @@ class TrainConfig(StrictModel):
         "model", description="s in L_count: the model's logit scale (default) or 1 (paper)"
     )
     counting_fraction: float = Field(0.2, gt=0, le=1, description="counting samples per batch")
+    count_sampling_power: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="counting samples of count c are drawn with class weight n_c^power: 1 = "
+        "as downloaded (the paper), 0 = every count equally often, 0.5 = square-root",
+    )
     batch_size: int = Field(64, ge=2)
     steps: int = Field(400, ge=1)
     epochs: int | None = Field(
@@ -289,6 +296,29 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """One YAML config as a mapping; an ``extends: other.yaml`` key (relative to this file)
+    merges this file over that one, so a variant config states only what it changes."""
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+    data = dict(loaded)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: 'extends' must be a file name, got {parent!r}")
+    base_path = (path.parent / parent).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ConfigError(f"{path}: 'extends' forms a cycle through {base_path}")
+    return deep_merge(_read_yaml(base_path, (*seen, path.resolve())), data)
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> PipelineConfig:
@@ -296,15 +326,7 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
-        data = dict(loaded)
+        data = _read_yaml(path, seen=())
     if overrides:
         data = deep_merge(data, overrides)
     try:

@@ -49,7 +49,7 @@ from countclip.config import COUNTS
 from countclip.tokens import crop_span
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-COUNTING_STREAM, COMMON_STREAM, CF_STREAM, AUG_STREAM = 0, 1, 2, 3
+COUNTING_STREAM, COMMON_STREAM, CF_STREAM, AUG_STREAM, CLASS_STREAM = 0, 1, 2, 3, 4
 
 
 class ShardError(ValueError):
@@ -284,6 +284,7 @@ class TrainBatches(Dataset):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        count_sampling_power: float = 1.0,
     ) -> None:
         self.counting = samples.train_counting
         self.common = samples.common
@@ -302,7 +303,41 @@ class TrainBatches(Dataset):
         self.cf_k = 1 if count_loss == "count" else len(COUNTS) - 1
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.weight_of = self._weights(lambdas, lambda_scale)
+        self.class_members, self.class_p = self._class_sampling(count_sampling_power)
         self.reader = _ShardReader()
+
+    def _class_sampling(self, power: float) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Members and draw probabilities per count when counts are re-balanced (power < 1).
+
+        A count with n_c training samples is drawn with probability ∝ n_c^power, its samples
+        uniformly (with replacement). At power 1 the plain reshuffled stream is used instead:
+        every sample once per epoch, exactly the paper's sampling.
+        """
+        if power >= 1.0 or not self.counting:
+            return [], None
+        by_count: dict[int, list[int]] = {}
+        for index, ref in enumerate(self.counting):
+            by_count.setdefault(ref.count, []).append(index)
+        members = [np.asarray(by_count[c]) for c in sorted(by_count)]
+        weights = np.array([len(m) ** power for m in members], dtype=np.float64)
+        return members, weights / weights.sum()
+
+    def counting_indices(self, slot: int) -> list[int]:
+        """Indices into the counting training samples for batch slot ``slot`` (step x ranks +
+        rank); a pure function of (seed, slot), so resumed and DDP runs draw the same samples."""
+        if self.class_p is None:
+            return stream_indices(
+                self.seed,
+                COUNTING_STREAM,
+                len(self.counting),
+                slot * self.n_counting,
+                self.n_counting,
+            )
+        rng = np.random.default_rng([self.seed, CLASS_STREAM, slot])
+        classes = rng.choice(len(self.class_members), size=self.n_counting, p=self.class_p)
+        return [
+            int(self.class_members[c][rng.integers(len(self.class_members[c]))]) for c in classes
+        ]
 
     def _weights(self, lambdas: Mapping[int, float] | None, scale: float) -> dict[int, float]:
         if lambdas is None:
@@ -318,16 +353,7 @@ class TrainBatches(Dataset):
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         slot = step * self.world_size + self.rank
-        counting = [
-            self.counting[i]
-            for i in stream_indices(
-                self.seed,
-                COUNTING_STREAM,
-                len(self.counting),
-                slot * self.n_counting,
-                self.n_counting,
-            )
-        ]
+        counting = [self.counting[i] for i in self.counting_indices(slot)]
         common = (
             [
                 self.common[i]
@@ -434,6 +460,7 @@ def build_train_loader(
     rank: int = 0,
     world_size: int = 1,
     workers: int = 0,
+    count_sampling_power: float = 1.0,
 ) -> DataLoader:
     """Batches for steps ``start_step .. steps-1`` on this rank (``batch_size`` is per rank).
 
@@ -451,6 +478,7 @@ def build_train_loader(
         seed,
         rank,
         world_size,
+        count_sampling_power,
     )
     return _loader(dataset, range(start_step, steps), workers)
 
@@ -464,6 +492,7 @@ def build_val_loader(
     rank: int = 0,
     world_size: int = 1,
     workers: int = 0,
+    count_sampling_power: float = 1.0,
 ) -> DataLoader:
     """Validation batches of this rank's share (every ``world_size``-th sample)."""
     refs = samples.val_counting[rank::world_size]

@@ -224,6 +224,17 @@ def validation_scores(tallies: Sequence[int]) -> dict[str, float] | None:
     return {"accuracy": sum(correct) / sum(total), "balanced": sum(recalls) / len(recalls)}
 
 
+def per_count_recall(tallies: Sequence[int]) -> dict[str, float]:
+    """``{count: recall}`` over the counts present in the validation split (for the log: which
+    counts a run has learnt is what the balanced score hides)."""
+    k = len(tallies) // 2
+    return {
+        str(COUNTS[0] + i): round(tallies[i] / tallies[k + i], 4)
+        for i in range(k)
+        if tallies[k + i]
+    }
+
+
 def _all_reduce_ints(values: Sequence[int], world_size: int) -> list[int]:
     if world_size == 1:
         return list(values)
@@ -408,6 +419,7 @@ def _train(
         rank=rank,
         world_size=world_size,
         workers=cfg.workers,
+        count_sampling_power=cfg.count_sampling_power,
     )
     val_loader = build_val_loader(
         samples,
@@ -445,6 +457,7 @@ def _train(
                 "val_count_acc": scores["accuracy"],
                 "val_count_balanced_acc": scores["balanced"],
                 "val_samples": sum(tallies[len(tallies) // 2 :]),
+                "val_per_count": per_count_recall(tallies),
             }
         )
         if best["acc"] is None or acc > best["acc"]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from countclip.cli import build_parser, parse_set
-from countclip.config import ConfigError
+from countclip.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("build", "train", "evaluate", "demo")
@@ -71,3 +71,29 @@ def test_build_runs_locally(tmp_path) -> None:
     result = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert set(result) == {"metadata", "captions", "counting", "common", "lambdas"}
     assert (tmp_path / "data" / ".prefect-results").is_dir()
+
+
+def test_config_extends_merges_over_its_base(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("name: base\ntrain:\n  steps: 100\n  lr: 0.001\n")
+    variant = "extends: base.yaml\nname: variant\ntrain:\n  steps: 7\n"
+    (tmp_path / "variant.yaml").write_text(variant)
+    cfg = load_config(tmp_path / "variant.yaml")
+    assert (cfg.name, cfg.train.steps, cfg.train.lr) == ("variant", 7, 0.001)
+
+
+def test_config_extends_cycle_and_missing_base_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_shipped_bench_config_extends_the_demo() -> None:
+    demo = load_config(REPO / "configs" / "demo.yaml")
+    bench = load_config(REPO / "configs" / "bench-counting.yaml")
+    assert bench.world.rows > demo.world.rows
+    assert bench.train.model == demo.train.model
+    assert bench.train.count_loss == demo.train.count_loss

@@ -13,6 +13,7 @@ import webdataset as wds
 
 from countclip.config import COUNTS
 from countclip.data import (
+    Samples,
     ShardError,
     TrainBatches,
     build_train_loader,
@@ -220,3 +221,34 @@ def test_bad_counting_json_names_file_and_field(tmp_path):
     (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 10)
     with pytest.raises(ShardError, match=r"junk\.tar"):
         index_shard(str(tmp_path / "junk.tar"), "common")
+
+
+def _skewed(samples, rare: int = 3):
+    """The same common pool, counting samples skewed 20:1 between two counts; returns the
+    samples and the scarce count."""
+    by_count: dict[int, list] = {}
+    for ref in samples.train_counting:
+        by_count.setdefault(ref.count, []).append(ref)
+    frequent, scarce = sorted(by_count, key=lambda c: -len(by_count[c]))[:2]
+    counting = [by_count[frequent][i % len(by_count[frequent])] for i in range(20 * rare)]
+    counting += by_count[scarce][:rare]
+    return Samples(counting, samples.val_counting, samples.common), scarce
+
+
+def test_count_sampling_power_rebalances_counts(samples, tokenizer, transform):
+    skewed, scarce = _skewed(samples)
+    share = {}
+    for power in (1.0, 0.5, 0.0):
+        ds = _dataset(skewed, tokenizer, transform, count_sampling_power=power)
+        drawn = [ds.counting[i].count for s in range(400) for i in ds.counting_indices(s)]
+        share[power] = drawn.count(scarce) / len(drawn)
+    # as downloaded: 1 in 21; square-root: 1/(1+sqrt(20)) ~ 0.18; balanced: 1/2
+    assert abs(share[1.0] - 1 / 21) < 0.01
+    assert abs(share[0.5] - 1 / (1 + 20**0.5)) < 0.04
+    assert abs(share[0.0] - 0.5) < 0.05
+    # a pure function of (seed, slot): a resumed run or another rank draws the same samples
+    again = _dataset(skewed, tokenizer, transform, count_sampling_power=0.0)
+    assert again.counting_indices(5) == ds.counting_indices(5) != ds.counting_indices(6)
+    # power 1 keeps the paper's reshuffled stream exactly
+    plain = _dataset(skewed, tokenizer, transform)
+    assert plain.counting_indices(3) == stream_indices(3, 0, len(skewed.train_counting), 6, 2)
