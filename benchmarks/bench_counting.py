@@ -119,6 +119,14 @@ def evaluate(cfg: PipelineConfig, bench: dict, label: str, checkpoint: str, root
     return run_evaluation_stage(ref, bench, cfg.evaluate, root)
 
 
+def _class_counts(counting: dict) -> str:
+    """``2: n, 3: n, ...`` downloaded counting samples per count (from the download manifest)."""
+    from countclip.lambdas import class_frequencies
+
+    freq = class_frequencies(counting)
+    return ", ".join(f"{c}: {freq.get(c, 0)}" for c in range(2, 11))
+
+
 def _zero_shot(result: dict) -> float:
     tasks = result.get("zero_shot") or {}
     values = [t["accuracy"] for t in tasks.values() if t.get("accuracy") is not None]
@@ -160,7 +168,9 @@ def markdown(rows: list[dict], command: str, meta: dict) -> str:
         f"Made by `{command}` on {meta['date']} ({meta['machine']}; {meta['minutes']:.1f} min).",
         "",
         f"Seeds: {meta['seeds']}. Fine-tuning: {meta['steps']} steps, batch {meta['batch']}, "
-        f"1 in {round(1 / meta['fraction'])} samples counting, from one pretrained baseline. "
+        f"lr {meta['lr']:g}, 1 in {round(1 / meta['fraction'])} samples counting "
+        f"(count c drawn with weight n_c^{meta['power']:g}), from one pretrained baseline "
+        f"({meta['pretrain_steps']} steps). Counting data: {meta['counting']}. "
         f"CountBench: {meta['evaluated']}. Chance = 11.1%.",
         "",
         "| model | CountBench acc. (mean ± sd) | Δ vs control | worst count (acc.) "
@@ -235,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         "steps": cfg.train.steps,
         "batch": cfg.train.batch_size,
         "fraction": cfg.train.counting_fraction,
+        "lr": cfg.train.lr,
+        "power": cfg.train.count_sampling_power,
+        "pretrain_steps": cfg.pretrain.steps,
+        "counting": _class_counts(built["counting"]),
         "evaluated": baseline.get("message", ""),
     }
     text = markdown(rows, command.strip(), meta)

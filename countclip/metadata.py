@@ -86,7 +86,8 @@ def is_remote(source: str) -> bool:
 
 
 def connect(cfg: MetadataConfig, source: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the stage's thread/memory limits; httpfs only for remote data."""
+    """An in-memory DuckDB with the stage's thread/memory limits and the LAION filter macros
+    (``sql/laion_filters.sql``); httpfs only for remote data."""
     con = duckdb.connect(config={"threads": cfg.threads, "memory_limit": cfg.memory_limit})
     if is_remote(source):
         try:
@@ -94,6 +95,7 @@ def connect(cfg: MetadataConfig, source: str) -> duckdb.DuckDBPyConnection:
         except duckdb.Error:
             con.execute("INSTALL httpfs")
             con.execute("LOAD httpfs")
+    con.execute(load_sql("laion_filters.sql"))
     return con
 
 

@@ -7,11 +7,8 @@
 -- Parameters: as candidates.sql, plus $seed, $fraction (0..1], $n.
 SELECT SAMPLE_ID, URL, TEXT, HEIGHT, WIDTH, LICENSE, NSFW, similarity
 FROM read_parquet($source)
-WHERE regexp_matches(URL, '^https?://', 'i')
-  AND list_contains($allowed_nsfw, NSFW)
-  AND similarity >= $min_similarity
-  AND WIDTH >= $min_width
-  AND HEIGHT >= $min_height
+WHERE laion_quality(URL, NSFW, similarity, WIDTH, HEIGHT,
+                    $allowed_nsfw, $min_similarity, $min_width, $min_height)
   AND length(TEXT) > 0
   AND hash(xor(hash(SAMPLE_ID, URL), hash($seed))) / 18446744073709551615.0 <= $fraction
   AND NOT regexp_matches(TEXT, $pattern, 'i')

@@ -1,15 +1,15 @@
 -- Stage 1 bookkeeping: one scan that counts the rows read and the rows each LAION quality
--- filter drops, applied in the same order as candidates.sql (URL scheme, NSFW tag, CLIP
--- similarity, image size), then splits the survivors into number-word candidates and
--- non-counting rows (the pool common_sample.sql draws from).
+-- filter drops (the macros of sql/laion_filters.sql), in the same order as candidates.sql (URL
+-- scheme, NSFW tag, CLIP similarity, image size), then splits the survivors into number-word
+-- candidates and non-counting rows (the pool common_sample.sql draws from).
 -- Parameters: $source, $allowed_nsfw (VARCHAR[]), $min_similarity, $min_width, $min_height,
 --             $pattern (RE2, matched case-insensitively).
 WITH flags AS (
     SELECT
-        coalesce(regexp_matches(URL, '^https?://', 'i'), false) AS ok_url,
-        coalesce(list_contains($allowed_nsfw, NSFW), false) AS ok_nsfw,
-        coalesce(similarity >= $min_similarity, false) AS ok_similarity,
-        coalesce(WIDTH >= $min_width AND HEIGHT >= $min_height, false) AS ok_size,
+        laion_ok_url(URL) AS ok_url,
+        laion_ok_nsfw(NSFW, $allowed_nsfw) AS ok_nsfw,
+        laion_ok_similarity(similarity, $min_similarity) AS ok_similarity,
+        laion_ok_size(WIDTH, HEIGHT, $min_width, $min_height) AS ok_size,
         coalesce(length(TEXT) > 0, false) AS ok_text,
         coalesce(regexp_matches(TEXT, $pattern, 'i'), false) AS has_number
     FROM read_parquet($source)
