@@ -27,7 +27,8 @@ from countclip.config import ModelConfig
 from countclip.data import build_train_loader, load_samples, write_synthetic_shards
 from countclip.losses import CountingClipLoss
 from countclip.model import TINY_MODEL, TrainForward, create_model
-from countclip.train import encode_batch, param_groups
+from countclip.optim import param_groups
+from countclip.train import encode_batch
 
 
 def main() -> None:

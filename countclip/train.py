@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from countclip.config import COUNTS, ModelConfig, TrainConfig, load_config
+from countclip.config import ModelConfig, TrainConfig, load_config
 from countclip.data import (
     Samples,
     build_train_loader,
@@ -56,10 +56,10 @@ from countclip.losses import CountingClipLoss
 from countclip.model import (
     TrainForward,
     create_model,
-    encode_text_trimmed,
     save_checkpoint_for_open_clip,
     unwrap_model,
 )
+from countclip.optim import param_groups, warmup_cosine
 from countclip.stage import (
     Timer,
     atomic_path,
@@ -68,6 +68,7 @@ from countclip.stage import (
     stage_dir,
     write_manifest,
 )
+from countclip.validation import per_count_recall, validate, validation_scores
 
 STAGE_VERSION = "train-1"
 Progress = Callable[[float, str], None]
@@ -107,31 +108,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """open_clip's split: no weight decay for gains, biases, norms, logit scale/bias."""
-
-    def exclude(name: str, p: nn.Parameter) -> bool:
-        return p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
-
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return [
-        {"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
-        {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": weight_decay},
-    ]
-
-
-def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    """LR multiplier: linear warmup to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        span = max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
-
-    return factor
 
 
 def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -181,58 +157,6 @@ def encode_batch(
     text_all = unique_features[inverse.to(device)]
     b = texts.shape[0]
     return image_features, text_all[:b], text_all[b:].view(n, k, -1), logit_scale
-
-
-@torch.no_grad()
-def validate(
-    model: nn.Module, loader: Any, device: torch.device, autocast: Callable[[], Any]
-) -> list[int]:
-    """Per-count tallies of argmax over the nine count variants on this rank's share:
-    ``[correct_2..correct_10, total_2..total_10]`` (summed across ranks by the caller)."""
-    bare = unwrap_model(model)
-    was_training = bare.training
-    bare.eval()
-    correct = [0] * len(COUNTS)
-    total = [0] * len(COUNTS)
-    for batch in loader:
-        variants = batch["variant_texts"]
-        n, k = variants.shape[:2]
-        unique, inverse = torch.unique(variants.reshape(n * k, -1), dim=0, return_inverse=True)
-        with autocast():
-            image = bare.encode_image(batch["images"].to(device), normalize=True)
-            text = encode_text_trimmed(bare, unique.to(device))
-        text = text[inverse.to(device)].view(n, k, -1).float()
-        pred = torch.einsum("nd,nkd->nk", image.float(), text).argmax(1) + COUNTS[0]
-        for truth, guess in zip(batch["counts"].tolist(), pred.cpu().tolist(), strict=True):
-            total[truth - COUNTS[0]] += 1
-            correct[truth - COUNTS[0]] += int(truth == guess)
-    bare.train(was_training)
-    return correct + total
-
-
-def validation_scores(tallies: Sequence[int]) -> dict[str, float] | None:
-    """Plain and balanced (mean per-count recall over the counts present) accuracy.
-
-    The counting data is skewed like LAION (most captions say "two"), so plain accuracy rewards
-    predicting "two"; balanced accuracy is what model selection uses by default.
-    """
-    k = len(tallies) // 2
-    correct, total = tallies[:k], tallies[k:]
-    if sum(total) == 0:
-        return None
-    recalls = [c / t for c, t in zip(correct, total, strict=True) if t]
-    return {"accuracy": sum(correct) / sum(total), "balanced": sum(recalls) / len(recalls)}
-
-
-def per_count_recall(tallies: Sequence[int]) -> dict[str, float]:
-    """``{count: recall}`` over the counts present in the validation split (for the log: which
-    counts a run has learnt is what the balanced score hides)."""
-    k = len(tallies) // 2
-    return {
-        str(COUNTS[0] + i): round(tallies[i] / tallies[k + i], 4)
-        for i in range(k)
-        if tallies[k + i]
-    }
 
 
 def _all_reduce_ints(values: Sequence[int], world_size: int) -> list[int]:

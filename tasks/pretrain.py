@@ -12,7 +12,12 @@ from tasks.caching import stage_cache
 @task(
     name="pretrain-baseline",
     cache_policy=stage_cache(
-        "countclip.pretrain", "countclip.train", "countclip.data", "countclip.model"
+        "countclip.pretrain",
+        "countclip.train",
+        "countclip.data",
+        "countclip.model",
+        "countclip.optim",
+        "countclip.validation",
     ),
     persist_result=True,
     retries=0,

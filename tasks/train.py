@@ -12,7 +12,12 @@ from tasks.caching import stage_cache
 @task(
     name="train",
     cache_policy=stage_cache(
-        "countclip.train", "countclip.losses", "countclip.data", "countclip.model"
+        "countclip.train",
+        "countclip.losses",
+        "countclip.data",
+        "countclip.model",
+        "countclip.optim",
+        "countclip.validation",
     ),
     persist_result=True,
     retries=0,

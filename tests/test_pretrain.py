@@ -12,7 +12,7 @@ from countclip.data import load_samples
 from countclip.model import TINY_MODEL, load_model
 from countclip.pretrain import render_corpus, run_pretrain_stage
 from countclip.synthetic import generate_metadata
-from countclip.train import validation_scores
+from countclip.validation import validation_scores
 
 torch.set_num_threads(1)
 

@@ -19,7 +19,8 @@ import yaml
 from countclip.config import TrainConfig
 from countclip.data import write_synthetic_shards
 from countclip.model import TINY_MODEL
-from countclip.train import param_groups, run_training, train, warmup_cosine
+from countclip.optim import param_groups, warmup_cosine
+from countclip.train import run_training, train
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
