@@ -492,7 +492,6 @@ def build_val_loader(
     rank: int = 0,
     world_size: int = 1,
     workers: int = 0,
-    count_sampling_power: float = 1.0,
 ) -> DataLoader:
     """Validation batches of this rank's share (every ``world_size``-th sample)."""
     refs = samples.val_counting[rank::world_size]
