@@ -37,7 +37,7 @@ LOSSES = ("count", "count_plus")
 
 def build(cfg: PipelineConfig) -> dict:
     """World -> metadata -> captions -> downloads -> CountBench -> baseline (all cached)."""
-    from countclip.captions import run_caption_stage
+    from countclip.caption_stage import run_caption_stage
     from countclip.countbench import run_countbench_stage
     from countclip.download import run_download_stage
     from countclip.metadata import run_metadata_stage

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from countclip.config import DownloadConfig, WorldConfig
-from countclip.download import _img2dataset_kwargs, run_download_stage
+from countclip.download import run_download_stage
+from countclip.img2dataset_runner import img2dataset_kwargs
 from countclip.offline import apply_offline_env
 from countclip.synthetic import ImageServer, Scene, scene_url
 
@@ -86,7 +87,7 @@ def main() -> None:
             src = _parquet(work / "counting.parquet", srv.base_url, args.n)
             extra = ["SAMPLE_ID", "count"]
             for rep in range(args.repeats):
-                kwargs = _img2dataset_kwargs(src, work / f"cli-{rep}", cfg, "URL", "TEXT", extra)
+                kwargs = img2dataset_kwargs(src, work / f"cli-{rep}", cfg, "URL", "TEXT", extra)
                 t0 = time.perf_counter()
                 subprocess.run(
                     [
@@ -105,7 +106,7 @@ def main() -> None:
 
                 raw_out = work / f"raw-{rep}"
                 t0 = time.perf_counter()
-                download(**_img2dataset_kwargs(src, raw_out, cfg, "URL", "TEXT", extra))
+                download(**img2dataset_kwargs(src, raw_out, cfg, "URL", "TEXT", extra))
                 raw_times.append(time.perf_counter() - t0)
                 raw_ok = _successes(raw_out)
 

@@ -24,10 +24,11 @@ import torch
 from open_clip.loss import ClipLoss
 
 from countclip.config import ModelConfig
-from countclip.data import build_train_loader, load_samples, write_synthetic_shards
+from countclip.data import build_train_loader, load_samples
 from countclip.losses import CountingClipLoss
 from countclip.model import TINY_MODEL, TrainForward, create_model
 from countclip.optim import param_groups
+from countclip.synthetic.shards import write_synthetic_shards
 from countclip.train import encode_batch
 
 

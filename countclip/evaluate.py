@@ -10,16 +10,14 @@ pass, so text encoding dominates a naive evaluation (nine captions per image). D
 strings are encoded once (captions repeat across rows and, for short templates, across counts)
 and images are encoded in batches; ``benchmarks/bench_eval.py`` measures the difference.
 
-Captions longer than the text context are cropped to whole words around the number
-(:func:`countclip.tokens.crop_span`): the tokenizer's own truncation — or the reproduction's
-character truncation — can cut the number off, leaving nine identical captions.
+The scoring rule itself is :mod:`countclip.countbench_scoring`; the batched encoders are
+:mod:`countclip.encoding`. This module loads models and shards and writes the stage.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,12 @@ import pyarrow.parquet as pq
 import torch
 
 from countclip.config import COUNTS, EvalConfig
+from countclip.countbench_scoring import (
+    count_captions,
+    countbench_metrics,
+    metrics_from_similarities,
+)
+from countclip.encoding import encode_images, encode_texts, resolve_device
 from countclip.stage import (
     Timer,
     atomic_path,
@@ -44,6 +48,7 @@ from countclip.zeroshot import zero_shot_eval
 __all__ = [
     "count_captions",
     "countbench_metrics",
+    "encode_texts",
     "evaluate_countbench",
     "metrics_from_similarities",
     "model_ref_from_train_manifest",
@@ -54,244 +59,6 @@ __all__ = [
 STAGE = "evaluate"
 STAGE_VERSION = "evaluate-v1"
 Progress = Callable[[float, str], None]
-
-
-# --------------------------------------------------------------------------- pure metrics
-
-
-def metrics_from_similarities(
-    similarities: Any, true_counts: Sequence[int] | torch.Tensor, counts: Iterable[int] = COUNTS
-) -> dict:
-    """Accuracy, per-count accuracy, mean per-class recall, confusion matrix and predictions
-    from an ``(N, K)`` similarity matrix whose column ``j`` is the caption saying ``counts[j]``.
-
-    Ties go to the first (smallest) count, as ``torch.argmax`` does. A count with no samples
-    has accuracy ``None`` and is left out of the mean per-class recall.
-    """
-    counts = [int(c) for c in counts]
-    sims = torch.as_tensor(similarities).detach().to("cpu", torch.float64)
-    true = torch.as_tensor(true_counts).detach().to("cpu", torch.long).reshape(-1)
-    if sims.ndim != 2 or sims.shape[1] != len(counts):
-        raise ValueError(
-            f"similarities must be (N, {len(counts)}) for counts {counts}, got {tuple(sims.shape)}"
-        )
-    if sims.shape[0] != true.shape[0]:
-        raise ValueError(f"{sims.shape[0]} similarity rows but {true.shape[0]} true counts")
-    position = {c: i for i, c in enumerate(counts)}
-    unknown = sorted({int(t) for t in true.tolist()} - set(position))
-    if unknown:
-        raise ValueError(f"true counts {unknown} are not among the evaluated counts {counts}")
-    k = len(counts)
-    true_idx = torch.tensor([position[int(t)] for t in true.tolist()], dtype=torch.long)
-    pred_idx = sims.argmax(dim=1) if len(true_idx) else torch.zeros(0, dtype=torch.long)
-    confusion = torch.zeros(k, k, dtype=torch.long)
-    confusion.index_put_((true_idx, pred_idx), torch.ones_like(true_idx), accumulate=True)
-    support = confusion.sum(dim=1)
-    correct = confusion.diagonal()
-    per_count = {
-        c: (correct[i].item() / support[i].item() if support[i] else None)
-        for i, c in enumerate(counts)
-    }
-    present = [v for v in per_count.values() if v is not None]
-    n = int(true_idx.numel())
-    return {
-        "n": n,
-        "counts": counts,
-        "accuracy": (correct.sum().item() / n) if n else None,
-        "per_count_accuracy": per_count,
-        "mean_per_class_recall": (sum(present) / len(present)) if present else None,
-        "support": {c: int(support[i]) for i, c in enumerate(counts)},
-        "confusion": confusion.tolist(),
-        "predictions": [counts[i] for i in pred_idx.tolist()],
-    }
-
-
-def countbench_metrics(
-    image_features: torch.Tensor,
-    caption_features_per_count: torch.Tensor,
-    true_counts: Sequence[int] | torch.Tensor,
-    counts: Iterable[int] = COUNTS,
-) -> dict:
-    """CountBench metrics from embeddings: ``image_features`` (N, D), ``caption_features_per_count``
-    (N, K, D) — row ``n``'s caption rewritten to each of ``counts`` — and ``true_counts`` (N,).
-
-    Both sides are L2-normalised first (cosine similarity, as CLIP scores), so unnormalised
-    inputs give the same answer as normalised ones.
-    """
-    img = torch.nn.functional.normalize(torch.as_tensor(image_features).double(), dim=-1)
-    cap = torch.nn.functional.normalize(
-        torch.as_tensor(caption_features_per_count).double(), dim=-1
-    )
-    if cap.ndim != 3 or img.ndim != 2 or cap.shape[0] != img.shape[0]:
-        raise ValueError(
-            f"expected image (N, D) and captions (N, K, D); got {tuple(img.shape)} and "
-            f"{tuple(cap.shape)}"
-        )
-    sims = torch.einsum("nd,nkd->nk", img, cap)
-    return metrics_from_similarities(sims, true_counts, counts)
-
-
-# --------------------------------------------------------------------------- captions
-
-
-def count_captions(
-    text: str,
-    number: int,
-    tokenizer: Any,
-    counts: Iterable[int] = COUNTS,
-    context_length: int | None = None,
-) -> list[str] | None:
-    """The captions of one CountBench row: ``text`` with its labelled number word replaced by
-    each of ``counts`` (case kept), each cropped around the number to fit the text context.
-
-    The word is located with :func:`countclip.captions.find_number` for the given ``number``
-    (the stage stored the same span in ``rows.parquet``). Returns None if it cannot be found.
-    """
-    from countclip.captions import find_number
-    from countclip.tokens import crop_span
-
-    found = find_number(text, number)
-    if found is None:
-        return None
-    start, end = found.start, found.end
-    suffix = text[end:]
-    rewritten_all = [found.counterfactual(c) if c != number else text for c in counts]
-    if _fits_for_every_count(text, start, end, rewritten_all, tokenizer, context_length):
-        return rewritten_all
-    out: list[str] = []
-    for c, rewritten in zip(counts, rewritten_all, strict=True):
-        new_end = len(rewritten) - len(suffix)
-        if rewritten[:start] != text[:start] or not rewritten.endswith(suffix) or new_end <= start:
-            raise ValueError(f"counterfactual({c}) changed more than the number span: {text!r}")
-        out.append(crop_span(rewritten, start, new_end, tokenizer, context_length)[0])
-    return out
-
-
-def _fits_for_every_count(
-    text: str,
-    start: int,
-    end: int,
-    rewritten: Sequence[str],
-    tokenizer: Any,
-    context_length: int | None,
-) -> bool:
-    """Fast path: with open_clip's SimpleTokenizer (BPE never crosses a word or punctuation
-    boundary) a caption's token count is its count without the number word plus the word's own
-    tokens, so one tokenisation of the row tells whether all nine rewrites fit uncropped."""
-    from countclip.tokens import token_count
-
-    limit = context_length or getattr(tokenizer, "context_length", None)
-    if not limit or not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "sot_token_id")):
-        return False
-    words = [r[start : len(r) - (len(text) - end)] for r in rewritten]
-    if not all(w.isalnum() for w in words):
-        return False
-    cost = [_word_tokens(tokenizer, w) for w in words]
-    base = token_count(text, tokenizer) - _word_tokens(tokenizer, text[start:end])
-    return base + max(cost) <= int(limit)
-
-
-def _word_tokens(tokenizer: Any, word: str) -> int:
-    try:
-        cache = _WORD_TOKENS.setdefault(tokenizer, {})
-    except TypeError:  # not weak-referenceable: no cache
-        return len(tokenizer.encode(word))
-    if word not in cache:
-        cache[word] = len(tokenizer.encode(word))
-    return cache[word]
-
-
-_WORD_TOKENS: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _trimmable(model: Any) -> bool:
-    """True if ``model`` is open_clip's ``CLIP`` with a causal text mask and an EOT/first pool:
-    then trailing padding cannot influence the pooled feature, and cutting the token tensor to
-    the batch's longest caption gives the same embedding for less work."""
-    import open_clip
-
-    mask = getattr(model, "attn_mask", None)
-    if type(model).encode_text is not open_clip.model.CLIP.encode_text or mask is None:
-        return False
-    if getattr(model, "text_pool_type", "argmax") not in ("argmax", "eos", "first"):
-        return False
-    causal = torch.ones(mask.shape, dtype=torch.bool, device=mask.device).triu(1)
-    return bool(torch.equal(torch.isinf(mask), causal))
-
-
-def _encode_text_trimmed(model: Any, tokens: torch.Tensor) -> torch.Tensor:
-    """open_clip ``CLIP.encode_text`` on ``tokens[:, :L]``, L = the longest caption in the batch
-    (padding id 0 after the EOT token)."""
-    from open_clip.transformer import text_global_pool
-
-    used = (tokens != 0).int()
-    length = int((used * torch.arange(1, tokens.shape[1] + 1, device=tokens.device)).amax())
-    tokens = tokens[:, : max(length, 1)]
-    seq = tokens.shape[1]
-    cast_dtype = model.transformer.get_cast_dtype()
-    x = model.token_embedding(tokens).to(cast_dtype)
-    x = x + model.positional_embedding[:seq].to(cast_dtype)
-    x = model.transformer(x, attn_mask=model.attn_mask[:seq, :seq])
-    x = model.ln_final(x)
-    x = text_global_pool(
-        x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None)
-    )
-    if model.text_projection is not None:
-        if isinstance(model.text_projection, torch.nn.Linear):
-            x = model.text_projection(x)
-        else:
-            x = x @ model.text_projection
-    return torch.nn.functional.normalize(x, dim=-1)
-
-
-@torch.inference_mode()
-def encode_texts(
-    model: Any,
-    tokenizer: Any,
-    texts: Sequence[str],
-    batch_size: int,
-    device: torch.device,
-    *,
-    trim: bool = True,
-) -> torch.Tensor:
-    """L2-normalised text embeddings (float32, CPU) of ``texts``, in order.
-
-    With ``trim`` (and a model where it is exact, see :func:`_trimmable`) texts are batched in
-    order of token length and each batch is cut to its longest caption: CountBench captions
-    are ~10-25 tokens, padded to a 77-token context for ViT-B-32.
-    """
-    if not texts:
-        return torch.zeros(0, 0)
-    tokens = tokenizer(list(texts))
-    if trim and _trimmable(model):
-        lengths = (tokens != 0).sum(dim=1)
-        order = torch.argsort(lengths, stable=True)
-        chunks = []
-        for i in range(0, len(texts), batch_size):
-            idx = order[i : i + batch_size]
-            chunks.append(_encode_text_trimmed(model, tokens[idx].to(device)).float().cpu())
-        out = torch.empty(len(texts), chunks[0].shape[1])
-        out[order] = torch.cat(chunks)
-        return out
-    chunks = [
-        model.encode_text(tokens[i : i + batch_size].to(device), normalize=True).float().cpu()
-        for i in range(0, len(texts), batch_size)
-    ]
-    return torch.cat(chunks)
-
-
-@torch.inference_mode()
-def encode_images(model: Any, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return model.encode_image(images.to(device), normalize=True).float().cpu()
 
 
 def iter_shard_samples(shards: Sequence[str]) -> Iterator[tuple[dict, Any]]:

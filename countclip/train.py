@@ -26,12 +26,10 @@ Run under torchrun: ``torchrun --nproc_per_node 2 -m countclip.train --config co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import json
 import math
 import os
-import random
 import shutil
 import sys
 import time
@@ -39,7 +37,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -60,6 +57,18 @@ from countclip.model import (
     unwrap_model,
 )
 from countclip.optim import param_groups, warmup_cosine
+from countclip.runtime import (
+    MetricsLog,
+    all_reduce_ints,
+    autocast_for,
+    dist_info,
+    last_losses,
+    param_sum,
+    resolve_train_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from countclip.stage import (
     Timer,
     atomic_path,
@@ -79,61 +88,6 @@ LAST_FILE = "last.pt"
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss_curves.png"
 SUMMARY_FILE = "summary.json"
-
-
-# --------------------------------------------------------------------------- setup
-
-
-def _dist_info() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's environment (1 process otherwise)."""
-    return (
-        int(os.environ.get("RANK", 0)),
-        int(os.environ.get("WORLD_SIZE", 1)),
-        int(os.environ.get("LOCAL_RANK", 0)),
-    )
-
-
-def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
-    if cfg.device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    # bf16 only on CUDA: on CPU it is slower and changes numerics of the tests' reference runs.
-    if device.type == "cuda" and cfg.precision in ("bf16", "amp"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # --------------------------------------------------------------------------- step pieces
@@ -157,53 +111,6 @@ def encode_batch(
     text_all = unique_features[inverse.to(device)]
     b = texts.shape[0]
     return image_features, text_all[:b], text_all[b:].view(n, k, -1), logit_scale
-
-
-def _all_reduce_ints(values: Sequence[int], world_size: int) -> list[int]:
-    if world_size == 1:
-        return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64)
-    dist.all_reduce(t)
-    return [int(v) for v in t.tolist()]
-
-
-def _param_sum(model: nn.Module) -> float:
-    return float(sum(p.detach().double().sum() for p in unwrap_model(model).parameters()))
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-class MetricsLog:
-    """metrics.jsonl, append-only; on resume, rows after the resumed step are dropped (they
-    belong to the part of the killed run that will be replayed)."""
-
-    def __init__(self, path: Path, resume_step: int | None, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-        if not enabled:
-            return
-        if resume_step is None:
-            path.unlink(missing_ok=True)
-        elif path.exists():
-            keep = []
-            for line in path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a partial last line from the kill
-                if row.get("step", 0) <= resume_step:
-                    keep.append(line)
-            with atomic_path(path) as tmp:
-                tmp.write_text("".join(k + "\n" for k in keep))
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        if self.enabled:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row) + "\n")
-
-
-def last_losses(losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    return {k: v.detach().item() for k, v in losses.items()}
 
 
 def plot_losses(metrics: Path, path: Path) -> Path:
@@ -253,10 +160,10 @@ def train(
     Works as a single process or under torchrun (process group from the environment; gloo on
     CPU, NCCL on CUDA). ``cfg.batch_size`` is per process.
     """
-    rank, world_size, local_rank = _dist_info()
+    rank, world_size, local_rank = dist_info()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = _device(cfg, local_rank)
+    device = resolve_train_device(cfg, local_rank)
     own_group = False
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
@@ -358,19 +265,19 @@ def _train(
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
     loss_fn = CountingClipLoss(
         count_loss=train_count_loss, scale_mode=cfg.logit_scale, rank=rank, world_size=world_size
     )
     best = {"acc": None, "step": None} if state is None else dict(state["best"])
     log = MetricsLog(out / METRICS_FILE, start_step if state is not None else None, is_main)
-    autocast = lambda: _autocast(cfg, device)  # noqa: E731
+    autocast = lambda: autocast_for(cfg, device)  # noqa: E731
     params = [p for p in model.parameters() if p.requires_grad]
     bare = unwrap_model(model)
     global_batch = cfg.batch_size * world_size
 
     def evaluate(step: int) -> float | None:
-        tallies = _all_reduce_ints(validate(model, val_loader, device, autocast), world_size)
+        tallies = all_reduce_ints(validate(model, val_loader, device, autocast), world_size)
         scores = validation_scores(tallies)
         if scores is None:
             return None
@@ -397,7 +304,7 @@ def _train(
                 "model": bare.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "best": best,
                 "model_name": cfg.model.name,
                 "config": cfg.model_dump(mode="json"),
@@ -486,7 +393,7 @@ def _train(
     if bar is not None:
         bar.close()
 
-    sums = [_param_sum(model)]
+    sums = [param_sum(model)]
     if world_size > 1:
         gathered: list[Any] = [None] * world_size
         dist.all_gather_object(gathered, sums[0])
@@ -646,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out,
         show_progress=not args.no_progress,
     )
-    if _dist_info()[0] == 0:
+    if dist_info()[0] == 0:
         print(json.dumps(result, indent=2))
     return 0
 

@@ -15,13 +15,13 @@ from tasks.caching import stage_cache
 @task(
     name="captions",
     task_run_name="captions",
-    cache_policy=stage_cache("countclip.captions"),
+    cache_policy=stage_cache("countclip.captions", "countclip.caption_stage"),
     persist_result=True,
     retries=0,
 )
 def captions_task(metadata_manifest: dict, cfg: CaptionConfig, data_root: str) -> dict:
     """Deterministic: no retries; bad input (a missing column) fails at once."""
-    from countclip.captions import run_caption_stage
+    from countclip.caption_stage import run_caption_stage
 
     progress = artifacts.ProgressReporter("captions-progress", "caption parsing")
     manifest = run_caption_stage(metadata_manifest, cfg, data_root, progress=progress)

@@ -36,7 +36,9 @@ def _maybe_inject_failure(table: str) -> None:
 
 @task(
     name="download",
-    cache_policy=stage_cache("countclip.download"),
+    cache_policy=stage_cache(
+        "countclip.download", "countclip.download_results", "countclip.img2dataset_runner"
+    ),
     persist_result=True,
     task_run_name="download-{table}",
     **transient_retries(retries=3, backoff=2.0, jitter=0.5),

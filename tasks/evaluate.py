@@ -42,7 +42,12 @@ def _per_count_rows(manifest: dict) -> list[dict]:
 
 @task(
     name="evaluate",
-    cache_policy=stage_cache("countclip.evaluate"),
+    cache_policy=stage_cache(
+        "countclip.evaluate",
+        "countclip.countbench_scoring",
+        "countclip.encoding",
+        "countclip.zeroshot",
+    ),
     persist_result=True,
     retries=0,
     task_run_name="evaluate-{model_ref[label]}",

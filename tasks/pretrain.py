@@ -18,6 +18,7 @@ from tasks.caching import stage_cache
         "countclip.model",
         "countclip.optim",
         "countclip.validation",
+        "countclip.runtime",
     ),
     persist_result=True,
     retries=0,

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from countclip.caption_stage import run_caption_stage
 from countclip.captions import (
     NUMBER_WORDS,
     REJECT_REASONS,
@@ -17,7 +18,6 @@ from countclip.captions import (
     find_number,
     parse_caption,
     parse_captions,
-    run_caption_stage,
 )
 from countclip.config import CaptionConfig
 

@@ -22,10 +22,10 @@ from countclip.data import (
     is_validation,
     load_samples,
     stream_indices,
-    write_synthetic_shards,
 )
 from countclip.model import TINY_MODEL
 from countclip.numbers import NUMBER_WORDS
+from countclip.synthetic.shards import write_synthetic_shards
 from countclip.tokens import crop_span, crop_to_context, token_count
 
 torch.set_num_threads(1)

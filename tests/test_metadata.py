@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from countclip.captions import run_caption_stage
+from countclip.caption_stage import run_caption_stage
 from countclip.config import CaptionConfig, MetadataConfig
 from countclip.metadata import (
     LAION_COLUMNS,

@@ -17,9 +17,9 @@ import torch
 import yaml
 
 from countclip.config import TrainConfig
-from countclip.data import write_synthetic_shards
 from countclip.model import TINY_MODEL
 from countclip.optim import param_groups, warmup_cosine
+from countclip.synthetic.shards import write_synthetic_shards
 from countclip.train import run_training, train
 
 torch.set_num_threads(1)
