@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from countclip.config import LambdaConfig, PipelineConfig, TrainConfig, load_config
+from countclip.config import PipelineConfig, TrainConfig, load_config
 from countclip.offline import apply_offline_env
 
 SCHEMES = ("constant", "norm", "modal", "log")
@@ -64,7 +64,7 @@ def _train_and_evaluate(args: tuple) -> tuple[str, int, dict]:
     import torch
 
     torch.set_num_threads(1)
-    from countclip.train import run_training
+    from countclip.train_stage import run_training
 
     manifest = run_training(counting, common, lambdas, train_cfg, root)
     return label, seed, evaluate(cfg, bench, label, manifest["outputs"]["checkpoint"], root)
@@ -78,7 +78,7 @@ def runs(cfg: PipelineConfig, built: dict, seeds: list[int], root: str) -> list[
     base.threads = 1
     bench = built["countbench"]
     lambdas = {
-        s: run_lambda_stage(built["counting"], LambdaConfig(scheme=s, lambda0=1.0), root)
+        s: run_lambda_stage(built["counting"], cfg.lambdas.model_copy(update={"scheme": s}), root)
         for s in SCHEMES
     }
     jobs = []

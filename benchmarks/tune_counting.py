@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from countclip.cli import parse_set
-from countclip.config import LambdaConfig, PipelineConfig, deep_merge, load_config
+from countclip.config import PipelineConfig, deep_merge, load_config
 from countclip.offline import apply_offline_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,7 +36,7 @@ def _fine_tune(args: tuple) -> tuple[str, int, dict]:
     import torch
 
     torch.set_num_threads(1)
-    from countclip.train import run_training
+    from countclip.train_stage import run_training
 
     manifest = run_training(counting, common, lambdas, train_cfg, root)
     rows = [
@@ -59,7 +59,11 @@ def arms_jobs(cfg: PipelineConfig, built: dict, arms: list[str], seeds: list[int
             loss, _, scheme = arm.partition(":")
             loss = "none" if loss == "control" else loss
             lambdas = (
-                run_lambda_stage(built["counting"], LambdaConfig(scheme=scheme), cfg.data_root)
+                run_lambda_stage(
+                    built["counting"],
+                    cfg.lambdas.model_copy(update={"scheme": scheme}),
+                    cfg.data_root,
+                )
                 if loss != "none"
                 else None
             )

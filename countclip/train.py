@@ -26,7 +26,6 @@ Run under torchrun: ``torchrun --nproc_per_node 2 -m countclip.train --config co
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -70,12 +69,7 @@ from countclip.runtime import (
     set_rng_state,
 )
 from countclip.stage import (
-    Timer,
     atomic_path,
-    fingerprint,
-    read_manifest,
-    stage_dir,
-    write_manifest,
 )
 from countclip.validation import per_count_recall, validate, validation_scores
 
@@ -436,95 +430,7 @@ def _train(
     return result
 
 
-# --------------------------------------------------------------------------- stage + CLI
-
-
-def shards_of(source: Mapping[str, Any] | str | os.PathLike[str]) -> list[str]:
-    """Tar shards from a download manifest, a manifest.json path, a directory or a glob."""
-    if isinstance(source, Mapping):
-        shards = source.get("shards")
-        if shards:
-            return sorted(map(str, shards))
-        folder = (source.get("outputs") or {}).get("shards")
-        if not folder:
-            raise ValueError("download manifest: no 'shards' list and no outputs.shards folder")
-        source = folder
-    path = Path(source)
-    if path.is_file() and path.suffix == ".json":
-        return shards_of(json.loads(path.read_text()))
-    if path.is_dir():
-        found = sorted(str(p) for p in path.glob("*.tar"))
-    else:
-        found = sorted(glob.glob(str(source)))
-    if not found:
-        raise FileNotFoundError(f"no .tar shards at {source}")
-    return found
-
-
-def _lambdas_of(
-    source: Mapping[str, Any] | str | os.PathLike[str] | None,
-) -> dict[int, float] | None:
-    if source is None:
-        return None
-    from countclip.lambdas import load_lambdas
-
-    if not isinstance(source, Mapping) and Path(source).name == "manifest.json":
-        source = json.loads(Path(source).read_text())
-    try:
-        return load_lambdas(source)
-    except (KeyError, FileNotFoundError) as exc:
-        raise ValueError(f"lambdas: cannot read λ values ({source}): {exc}") from exc
-
-
-def run_training(
-    counting_manifest: dict,
-    common_manifest: dict,
-    lambdas_manifest: dict | None,
-    cfg: TrainConfig,
-    data_root: str,
-    progress: Progress | None = None,
-) -> dict:
-    """Stage "train": fine-tune into ``<data_root>/train/<fp>`` and write the manifest.
-
-    A rerun after a crash resumes from the directory's last checkpoint (same fingerprint, same
-    directory); a finished stage returns its manifest at once.
-    """
-    upstream = [
-        counting_manifest.get("fingerprint"),
-        common_manifest.get("fingerprint"),
-        (lambdas_manifest or {}).get("fingerprint"),
-    ]
-    fp = fingerprint("train", cfg, *upstream, STAGE_VERSION)
-    out = stage_dir(data_root, "train", fp)
-    done = read_manifest(out)
-    if done is not None:
-        return done
-    lambdas = _lambdas_of(lambdas_manifest)
-    with Timer() as timer:
-        result = train(
-            cfg,
-            shards_of(counting_manifest),
-            shards_of(common_manifest),
-            lambdas,
-            out,
-            progress=progress,
-            show_progress=False,
-        )
-    outputs = {k: result[k] for k in ("checkpoint", "last", "metrics", "loss_plot") if k in result}
-    stats = {k: v for k, v in result.items() if k not in outputs and k != "state"}
-    return write_manifest(
-        out,
-        {
-            "stage": "train",
-            "fingerprint": fp,
-            "directory": str(out),
-            "outputs": outputs,
-            "inputs": {"counting": upstream[0], "common": upstream[1], "lambdas": upstream[2]},
-            "config": cfg,
-            "seconds": timer.seconds,
-            **stats,
-        },
-    )
+# --------------------------------------------------------------------------- CLI
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -545,11 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pretrained is not None:
         overrides["model"] = {"pretrained": args.pretrained}
     cfg = load_config(args.config, {"train": overrides} if overrides else None).train
+    from countclip.train_stage import lambdas_of, shards_of
+
     result = train(
         cfg,
         shards_of(args.counting),
         shards_of(args.common),
-        _lambdas_of(args.lambdas),
+        lambdas_of(args.lambdas),
         args.out,
         show_progress=not args.no_progress,
     )
@@ -558,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["ModelConfig", "TrainConfig", "main", "run_training", "train"]
+__all__ = ["ModelConfig", "TrainConfig", "main", "train"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

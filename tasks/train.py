@@ -13,6 +13,7 @@ from tasks.caching import stage_cache
     name="train",
     cache_policy=stage_cache(
         "countclip.train",
+        "countclip.train_stage",
         "countclip.losses",
         "countclip.data",
         "countclip.model",
@@ -33,7 +34,7 @@ def train_task(
     label: str = "countclip",
 ) -> dict:
     """Train one model. No retries: the stage resumes from its last checkpoint when rerun."""
-    from countclip.train import run_training
+    from countclip.train_stage import run_training
 
     progress = artifacts.ProgressReporter(f"train-{label}-progress", f"training {label}")
     manifest = run_training(

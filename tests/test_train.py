@@ -20,7 +20,8 @@ from countclip.config import TrainConfig
 from countclip.model import TINY_MODEL
 from countclip.optim import param_groups, warmup_cosine
 from countclip.synthetic.shards import write_synthetic_shards
-from countclip.train import run_training, train
+from countclip.train import train
+from countclip.train_stage import run_training
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
