@@ -15,6 +15,7 @@ from tasks.caching import stage_cache
         "countclip.pretrain",
         "countclip.train",
         "countclip.data",
+        "countclip.shard_index",
         "countclip.model",
         "countclip.optim",
         "countclip.validation",

@@ -16,6 +16,7 @@ from tasks.caching import stage_cache
         "countclip.train_stage",
         "countclip.losses",
         "countclip.data",
+        "countclip.shard_index",
         "countclip.model",
         "countclip.optim",
         "countclip.validation",
