@@ -93,6 +93,21 @@ class StageCachePolicy(CachePolicy):
         )
 
 
+TRAINING_LOOP_MODULES: tuple[str, ...] = (
+    "countclip.train",
+    "countclip.runtime",
+    "countclip.losses",
+    "countclip.optim",
+    "countclip.validation",
+    "countclip.model",
+    "countclip.data",
+    "countclip.shard_index",
+    "countclip.tokens",
+)
+"""What :func:`countclip.train.train` runs: fine-tuning and baseline pretraining both go through
+it, so editing any of these must recompute both stages."""
+
+
 def stage_cache(*library_modules: str, ignore: tuple[str, ...] = DEFAULT_IGNORED) -> CachePolicy:
     """The policy for a task wrapping ``library_modules`` (e.g. ``"countclip.captions"``)."""
     return StageCachePolicy(library_modules=tuple(library_modules), ignore=tuple(ignore))

@@ -6,21 +6,12 @@ from prefect import task
 
 from countclip.config import PretrainConfig
 from tasks import artifacts
-from tasks.caching import stage_cache
+from tasks.caching import TRAINING_LOOP_MODULES, stage_cache
 
 
 @task(
     name="pretrain-baseline",
-    cache_policy=stage_cache(
-        "countclip.pretrain",
-        "countclip.train",
-        "countclip.data",
-        "countclip.shard_index",
-        "countclip.model",
-        "countclip.optim",
-        "countclip.validation",
-        "countclip.runtime",
-    ),
+    cache_policy=stage_cache("countclip.pretrain", *TRAINING_LOOP_MODULES),
     persist_result=True,
     retries=0,
 )

@@ -6,22 +6,12 @@ from prefect import task
 
 from countclip.config import TrainConfig
 from tasks import artifacts
-from tasks.caching import stage_cache
+from tasks.caching import TRAINING_LOOP_MODULES, stage_cache
 
 
 @task(
     name="train",
-    cache_policy=stage_cache(
-        "countclip.train",
-        "countclip.train_stage",
-        "countclip.losses",
-        "countclip.data",
-        "countclip.shard_index",
-        "countclip.model",
-        "countclip.optim",
-        "countclip.validation",
-        "countclip.runtime",
-    ),
+    cache_policy=stage_cache("countclip.train_stage", *TRAINING_LOOP_MODULES),
     persist_result=True,
     retries=0,
     task_run_name="train-{label}",
