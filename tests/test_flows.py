@@ -157,9 +157,9 @@ def test_promotion_keeps_the_better_model(prefect_harness, tmp_path) -> None:
         return {"fingerprint": fp, "outputs": {"checkpoint": f"/ckpt/{fp}.pt"},
                 "best_val_count_acc": acc}  # fmt: skip
 
-    first = promote_task.fn(manifest("a", 0.40), {"accuracy": 0.3}, root, run_name="r1")
-    worse = promote_task.fn(manifest("b", 0.35), None, root, run_name="r2")
-    better = promote_task.fn(manifest("c", 0.55), None, root, run_name="r3")
+    first = promote_task(manifest("a", 0.40), {"accuracy": 0.3}, root, run_name="r1")
+    worse = promote_task(manifest("b", 0.35), None, root, run_name="r2")
+    better = promote_task(manifest("c", 0.55), None, root, run_name="r3")
     assert (first["promoted"], worse["promoted"], better["promoted"]) == (True, False, True)
     assert read_promoted(root)["checkpoint"] == "/ckpt/c.pt"
     assert [h["run"] for h in read_history(root)] == ["r1", "r2", "r3"]
