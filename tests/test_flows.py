@@ -184,3 +184,42 @@ def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None
     assert result["captions"]["parts"] == 2
     assert len(result["metadata"]["parts"]) == 2
     assert result["counting"]["successes"] > 0
+
+
+@pytest.mark.slow
+def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
+    """The `make demo` wiring on a tiny world: CountBench and the baseline start before the
+    build finishes, both fine-tunes start from the baseline, and the report compares all
+    three models on the same CountBench images."""
+    from flows.demo import demo
+
+    cfg = load_config(
+        REPO / "configs" / "synthetic-small.yaml",
+        {
+            "data_root": str(tmp_path),
+            "world": {"rows": 600, "parts": 1, "counting_fraction": 0.3},
+            "download": {"image_size": 64, "retry_failed_passes": 0},
+            "pretrain": {"rows": 600, "steps": 8, "batch_size": 16, "warmup_steps": 2},
+            "train": {
+                "steps": 6,
+                "batch_size": 16,
+                "eval_every": 3,
+                "checkpoint_every": 6,
+                "warmup_steps": 1,
+                "val_fraction": 0.2,
+            },
+            "evaluate": {"batch_size": 64},
+        },
+    )
+    state = demo(cfg=cfg, return_state=True)
+    assert state.is_completed(), state
+    report = state.result()
+    table = report["table"]
+    for label in ("baseline", "control", "countclip"):
+        assert label in table
+    runs = task_runs(state)
+    assert {"train-control", "train-countclip"} <= set(runs)
+    for label in ("baseline", "control", "countclip"):
+        assert runs[f"evaluate-{label}"].state.is_completed()
+    markdown = Path(report["markdown"])
+    assert markdown.is_file() and "CountBench accuracy" in markdown.read_text()
