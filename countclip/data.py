@@ -30,6 +30,7 @@ The validation split is the counting samples whose stable hash of SAMPLE_ID fall
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 COUNTING_STREAM, COMMON_STREAM, CF_STREAM, AUG_STREAM, CLASS_STREAM = 0, 1, 2, 3, 4
+_GLOBAL_RNG_LOCK = threading.Lock()
+"""Held while a batch's augmentation runs under its own seed of the global torch generator."""
 
 
 # --------------------------------------------------------------------------- captions
@@ -237,11 +240,16 @@ class TrainBatches(Dataset):
             else []
         )
         refs = counting + common
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(
-                int(np.random.default_rng([self.seed, AUG_STREAM, step, self.rank]).integers(2**62))
-            )
-            images = torch.stack([self.transform(self.reader.image(r)) for r in refs])
+        pictures = [self.reader.image(r) for r in refs]
+        aug_seed = int(
+            np.random.default_rng([self.seed, AUG_STREAM, step, self.rank]).integers(2**62)
+        )
+        # torchvision's random transforms draw from torch's process-wide generator, and Prefect's
+        # thread runner runs two fine-tunes in one process: without the lock, one run's draws
+        # interleave with the other's seeding and a batch stops being a function of its step.
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(aug_seed)
+            images = torch.stack([self.transform(p) for p in pictures])
         cf_rng = np.random.default_rng([self.seed, CF_STREAM, step, self.rank])
         captions, cf_texts, cf_counts = [], [], []
         for ref in counting:

@@ -46,20 +46,16 @@ def demo(
     train = bind(train_task, root)
     evaluate = bind(evaluate_task, root)
     with world_context(cfg) as world:
-        # Neither CountBench's images nor the baseline (rendered from the world in-process)
-        # depend on the dataset build: start both now, so the build's network waits (timeouts,
-        # retry passes) overlap with pretraining instead of adding to it.
+        # CountBench's images do not depend on the build: fetch them while the build's own
+        # downloads wait on timeouts and retry passes. (Pretraining the baseline alongside the
+        # build was measured slower on 2 cores: it starves the image server and img2dataset.)
         bench_future = bind(countbench_task, root).submit(cfg.evaluate, cfg.download, root)
-        baseline_future = (
-            bind(pretrain_task, root).submit(world, cfg.pretrain, root)
-            if world is not None and cfg.pretrain.enabled
-            else None
-        )
         data = build_stages(cfg, runner)
         models: dict[str, str | None] = {}
         train_cfg = cfg.train
-        if baseline_future is not None:
-            models["baseline"] = baseline_future.result()["outputs"]["checkpoint"]
+        if world is not None and cfg.pretrain.enabled:
+            baseline = bind(pretrain_task, root)(world, cfg.pretrain, root)
+            models["baseline"] = baseline["outputs"]["checkpoint"]
             train_cfg = from_checkpoint(cfg.train, models["baseline"])
         # Both fine-tunes at once, one torch thread each: on 2 cores that is ~1.25x the
         # throughput of running them one after the other with 2 threads (measured).

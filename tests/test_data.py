@@ -25,6 +25,7 @@ from countclip.data import (
 )
 from countclip.model import TINY_MODEL
 from countclip.numbers import NUMBER_WORDS
+from countclip.shard_index import ShardReader
 from countclip.synthetic.shards import write_synthetic_shards
 from countclip.tokens import crop_span, crop_to_context, token_count
 
@@ -252,3 +253,37 @@ def test_count_sampling_power_rebalances_counts(samples, tokenizer, transform):
     # power 1 keeps the paper's reshuffled stream exactly
     plain = _dataset(skewed, tokenizer, transform)
     assert plain.counting_indices(3) == stream_indices(3, 0, len(skewed.train_counting), 6, 2)
+
+
+def test_augmentation_depends_on_the_step_only_even_across_threads(samples, tokenizer):
+    """Prefect's thread runner trains the control and CountCLIP in one process, and torchvision's
+    random transforms draw from torch's process-wide generator: a batch must still be a function
+    of (seed, step, rank) alone, whatever another run's thread draws meanwhile."""
+    import threading
+
+    import torchvision.transforms as T
+
+    augment = T.Compose([T.RandomResizedCrop(32, scale=(0.2, 1.0)), T.ToTensor()])
+    image = ShardReader().image(samples.train_counting[0])
+    torch.manual_seed(0)
+    first = augment(image)
+    torch.manual_seed(1)
+    assert not torch.equal(first, augment(image))  # the transform really draws random numbers
+    steps = range(3)
+    expected = {s: _dataset(samples, tokenizer, augment)[s]["images"] for s in steps}
+    mismatches: list[tuple[int, int]] = []
+
+    def run(seed: int) -> None:
+        ds = _dataset(samples, tokenizer, augment, seed=seed)
+        for _ in range(15):
+            for s in steps:
+                images = ds[s]["images"]
+                if seed == 3 and not torch.equal(images, expected[s]):
+                    mismatches.append((seed, s))
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (3, 3, 5, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not mismatches

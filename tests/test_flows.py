@@ -188,9 +188,8 @@ def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None
 
 @pytest.mark.slow
 def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
-    """The `make demo` wiring on a tiny world: CountBench and the baseline start before the
-    build finishes, both fine-tunes start from the baseline, and the report compares all
-    three models on the same CountBench images."""
+    """The `make demo` wiring on a tiny world: both fine-tunes start from the baseline, and the
+    report compares all three models on the same CountBench images."""
     from flows.demo import demo
 
     cfg = load_config(
