@@ -30,7 +30,6 @@ The validation split is the counting samples whose stable hash of SAMPLE_ID fall
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -40,6 +39,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from countclip.config import COUNTS
+from countclip.runtime import seeded_global_rng
 from countclip.shard_index import (
     SampleRef,
     Samples,
@@ -68,8 +68,6 @@ __all__ = [
 ]
 
 COUNTING_STREAM, COMMON_STREAM, CF_STREAM, AUG_STREAM, CLASS_STREAM = 0, 1, 2, 3, 4
-_GLOBAL_RNG_LOCK = threading.Lock()
-"""Held while a batch's augmentation runs under its own seed of the global torch generator."""
 
 
 # --------------------------------------------------------------------------- captions
@@ -244,11 +242,7 @@ class TrainBatches(Dataset):
         aug_seed = int(
             np.random.default_rng([self.seed, AUG_STREAM, step, self.rank]).integers(2**62)
         )
-        # torchvision's random transforms draw from torch's process-wide generator, and Prefect's
-        # thread runner runs two fine-tunes in one process: without the lock, one run's draws
-        # interleave with the other's seeding and a batch stops being a function of its step.
-        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(aug_seed)
+        with seeded_global_rng(aug_seed):  # torchvision's transforms only use the global one
             images = torch.stack([self.transform(p) for p in pictures])
         cf_rng = np.random.default_rng([self.seed, CF_STREAM, step, self.rank])
         captions, cf_texts, cf_counts = [], [], []
@@ -314,6 +308,10 @@ class ValBatches(Dataset):
 
 
 def _loader(dataset: Dataset, indices: Iterable[int], workers: int) -> DataLoader:
+    # Every ``iter()`` of a DataLoader draws a base seed from its generator, by default torch's
+    # process-wide one, which another run in the same process may be using under
+    # :func:`~countclip.runtime.seeded_global_rng`. Batches never use that seed (they are
+    # seeded by step), so a private generator keeps the loaders off the shared one.
     return DataLoader(
         dataset,
         batch_size=None,
@@ -321,6 +319,7 @@ def _loader(dataset: Dataset, indices: Iterable[int], workers: int) -> DataLoade
         num_workers=workers,
         persistent_workers=False,
         prefetch_factor=2 if workers else None,
+        generator=torch.Generator().manual_seed(0),
     )
 
 

@@ -33,6 +33,7 @@ from countclip.countbench_scoring import (
     metrics_from_similarities,
 )
 from countclip.encoding import encode_images, encode_texts, resolve_device
+from countclip.runtime import seeded_global_rng
 from countclip.stage import (
     Timer,
     atomic_path,
@@ -332,10 +333,10 @@ def run_evaluation_stage(
     label = model_ref.get("label") or model_ref["name"]
     device = resolve_device(cfg.device)
     with Timer() as timer:
-        torch.manual_seed(int(model_ref.get("seed") or 0))
-        model, preprocess, tokenizer = load_model(
-            model_ref["name"], checkpoint or model_ref.get("pretrained"), device
-        )
+        with seeded_global_rng(int(model_ref.get("seed") or 0)):
+            model, preprocess, tokenizer = load_model(
+                model_ref["name"], checkpoint or model_ref.get("pretrained"), device
+            )
 
         def _cb_progress(fraction: float, message: str) -> None:
             if progress:

@@ -8,7 +8,8 @@ import contextlib
 import json
 import os
 import random
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,30 @@ def resolve_train_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return device
 
 
+_GLOBAL_RNG_LOCK = threading.Lock()
+"""Held by every write to the process-wide generators (see :func:`seeded_global_rng`)."""
+
+
 def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    with _GLOBAL_RNG_LOCK:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded with ``seed`` and restored afterwards,
+    while no other thread of the process draws from it.
+
+    Some draws can only come from the process-wide generator (torchvision's random transforms,
+    ``nn.Module`` initialisation), and Prefect's thread runner trains two runs in one process
+    (the demo's control and CountCLIP): without the lock their draws interleave, and a run's
+    weights stop being a function of its own seed and steps.
+    """
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -67,11 +88,12 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    with _GLOBAL_RNG_LOCK:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def all_reduce_ints(values: Sequence[int], world_size: int) -> list[int]:

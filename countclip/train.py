@@ -66,6 +66,7 @@ from countclip.runtime import (
     resolve_train_device,
     rng_state,
     seed_everything,
+    seeded_global_rng,
     set_rng_state,
 )
 from countclip.stage import (
@@ -200,7 +201,8 @@ def _train(
 ) -> dict[str, Any]:
     is_main = rank == 0
     seed_everything(cfg.seed)
-    model, preprocess_train, preprocess_val, tokenizer = create_model(cfg.model, device=device)
+    with seeded_global_rng(cfg.seed):  # random init (before any checkpoint) is this run's own
+        model, preprocess_train, preprocess_val, tokenizer = create_model(cfg.model, device=device)
     samples: Samples = load_samples(counting_shards, common_shards, cfg.val_fraction)
     state_path = out / STATE_FILE
     state = (

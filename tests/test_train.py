@@ -239,3 +239,20 @@ def test_ddp_two_processes_gloo(shards, tmp_path):
     sums = summary["rank_param_sums"]
     assert len(sums) == 2 and sums[0] == sums[1]  # DDP kept the replicas identical
     open_clip.create_model_and_transforms(TINY_MODEL, pretrained=summary["checkpoint"])
+
+
+def test_two_runs_sharing_a_process_end_as_if_alone(shards, tmp_path):
+    """Prefect's thread runner trains the demo's control and CountCLIP side by side in one
+    process (one thread each); each run must end with the weights it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = _cfg(steps=6, count_loss="count_plus")
+    other = _cfg(steps=6, count_loss="none", seed=1)
+    alone = train(cfg, *shards, None, tmp_path / "alone", show_progress=False)
+    with ThreadPoolExecutor(2) as pool:
+        side = pool.submit(train, other, *shards, None, tmp_path / "other", show_progress=False)
+        shared = pool.submit(train, cfg, *shards, None, tmp_path / "shared", show_progress=False)
+        side.result()
+        shared = shared.result()
+    a, b = _state(alone["last"]), _state(shared["last"])
+    assert all(torch.equal(a[k], b[k]) for k in a)
