@@ -69,7 +69,10 @@ def index_shard(path: str, kind: str) -> list[SampleRef]:
                     continue
                 members.setdefault(key, {})[ext.lower()] = info
             refs = []
-            for key, parts in members.items():
+            # Key order, not tar order: img2dataset writes a shard's samples as its download
+            # threads finish, so the same data downloaded twice would otherwise train on
+            # differently ordered streams (keys are the input row: the same on every run).
+            for key, parts in sorted(members.items()):
                 image_ext = next((e for e in IMAGE_EXTS if e in parts), None)
                 if image_ext is None or "txt" not in parts:
                     continue  # img2dataset failure leftovers have no image: not a sample

@@ -74,7 +74,7 @@ from countclip.stage import (
 )
 from countclip.validation import per_count_recall, validate, validation_scores
 
-STAGE_VERSION = "train-1"
+STAGE_VERSION = "train-2"  # 2: samples in key order (was tar order)
 Progress = Callable[[float, str], None]
 
 STATE_FILE = "state.pt"

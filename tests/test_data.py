@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import open_clip
 import pytest
@@ -287,3 +288,24 @@ def test_augmentation_depends_on_the_step_only_even_across_threads(samples, toke
     for t in threads:
         t.join()
     assert not mismatches
+
+
+def test_sample_order_is_the_key_order_not_the_tar_order(
+    shards, samples, tokenizer, transform, tmp_path
+):
+    """img2dataset writes samples as its threads finish: the same download twice must still
+    give the same batches."""
+    counting, common = shards
+    shuffled = []
+    for path in counting:
+        with tarfile.open(path) as tar:
+            members = [(m, tar.extractfile(m).read()) for m in tar if m.isfile()]
+        out = tmp_path / Path(path).name
+        with tarfile.open(out, "w") as tar:
+            for member, data in reversed(members):
+                tar.addfile(member, io.BytesIO(data))
+        shuffled.append(str(out))
+    again = load_samples(shuffled, common, val_fraction=0.2)
+    assert [r.key for r in again.train_counting] == [r.key for r in samples.train_counting]
+    a, b = _dataset(samples, tokenizer, transform)[2], _dataset(again, tokenizer, transform)[2]
+    assert a["sample_ids"] == b["sample_ids"] and torch.equal(a["images"], b["images"])
