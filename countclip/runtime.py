@@ -44,7 +44,7 @@ def resolve_train_device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 
 _GLOBAL_RNG_LOCK = threading.Lock()
-"""Held by every write to the process-wide generators (see :func:`seeded_global_rng`)."""
+"""Held by every read or write of the process-wide generators (see :func:`seeded_global_rng`)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -77,13 +77,15 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractC
 
 
 def rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    # Under the lock: never capture another run's temporarily seeded state (seeded_global_rng).
+    with _GLOBAL_RNG_LOCK:
+        state = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
