@@ -183,6 +183,12 @@ class TrainConfig(StrictModel):
         description="counting samples of count c are drawn with class weight n_c^power: 1 = "
         "as downloaded (the paper), 0 = every count equally often, 0.5 = square-root",
     )
+    augment: Literal["open_clip", "flip", "dihedral"] = Field(
+        "open_clip",
+        description="training image transform: open_clip's random resized crop (the paper's; "
+        "it can cut objects off), or a whole-image flip / any of the 8 flips and rotations, "
+        "which never change the count (countclip.augment)",
+    )
     batch_size: int = Field(64, ge=2)
     steps: int = Field(400, ge=1)
     epochs: int | None = Field(

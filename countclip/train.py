@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from countclip.augment import training_transform
 from countclip.config import ModelConfig, TrainConfig, load_config
 from countclip.data import (
     Samples,
@@ -234,7 +235,7 @@ def _train(
     loader = build_train_loader(
         samples,
         tokenizer,
-        preprocess_train,
+        training_transform(cfg.augment, preprocess_train, preprocess_val),
         lambdas,
         batch_size=cfg.batch_size,
         counting_fraction=cfg.counting_fraction,

@@ -95,6 +95,7 @@ class StageCachePolicy(CachePolicy):
 
 TRAINING_LOOP_MODULES: tuple[str, ...] = (
     "countclip.train",
+    "countclip.augment",
     "countclip.runtime",
     "countclip.losses",
     "countclip.optim",

@@ -13,7 +13,15 @@ from tasks.retrying import transient_retries
 
 @task(
     name="countbench",
-    cache_policy=stage_cache("countclip.countbench"),
+    # The stage runs the download stage (img2dataset) and the caption parser on CountBench's
+    # rows: editing either must re-fetch, not reuse a manifest they would now write differently.
+    cache_policy=stage_cache(
+        "countclip.countbench",
+        "countclip.download",
+        "countclip.download_results",
+        "countclip.img2dataset_runner",
+        "countclip.captions",
+    ),
     persist_result=True,
     **transient_retries(retries=3, backoff=2.0, jitter=0.5),
 )
@@ -47,6 +55,10 @@ def _per_count_rows(manifest: dict) -> list[dict]:
         "countclip.countbench_scoring",
         "countclip.encoding",
         "countclip.zeroshot",
+        "countclip.model",
+        "countclip.captions",
+        "countclip.tokens",
+        "countclip.runtime",
     ),
     persist_result=True,
     retries=0,
