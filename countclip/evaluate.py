@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from countclip.countbench_scoring import (
     countbench_metrics,
     metrics_from_similarities,
 )
+from countclip.download import shard_paths
 from countclip.encoding import encode_images, encode_texts, resolve_device
 from countclip.runtime import seeded_global_rng
 from countclip.stage import (
@@ -62,8 +63,9 @@ STAGE_VERSION = "evaluate-v1"
 Progress = Callable[[float, str], None]
 
 
-def iter_shard_samples(shards: Sequence[str]) -> Iterator[tuple[dict, Any]]:
-    """``(json metadata, PIL image)`` of every sample in img2dataset webdataset shards."""
+def iter_shard_batches(shards: Sequence[str], batch_size: int) -> Iterator[list[tuple[dict, Any]]]:
+    """Lists of up to ``batch_size`` ``(json metadata, PIL image)`` pairs, in shard order, from
+    img2dataset webdataset shards (webdataset's own batching, uncollated)."""
     import webdataset as wds
 
     if not shards:
@@ -72,28 +74,9 @@ def iter_shard_samples(shards: Sequence[str]) -> Iterator[tuple[dict, Any]]:
         wds.WebDataset(list(shards), shardshuffle=False, empty_check=False)
         .decode("pil")
         .to_tuple("json", "jpg;png;webp;jpeg")
+        .batched(batch_size, collation_fn=None, partial=True)
     )
     yield from dataset
-
-
-def _shard_list(shard_dir: str | os.PathLike[str]) -> list[str]:
-    try:
-        from countclip.download import shard_paths
-
-        return list(shard_paths(shard_dir))
-    except ImportError:  # pragma: no cover - download module always present in the project
-        return sorted(str(p) for p in Path(shard_dir).glob("*.tar"))
-
-
-def _batches(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -129,7 +112,7 @@ def evaluate_countbench(
     counts = [int(c) for c in counts]
     rows = pq.read_table(countbench_manifest["outputs"]["rows"]).to_pylist()
     by_id = {int(r["SAMPLE_ID"]): r for r in rows}
-    shards = _shard_list(countbench_manifest["outputs"]["shards"])
+    shards = list(shard_paths(countbench_manifest["outputs"]["shards"]))
     was_training = getattr(model, "training", False)
     model.eval()
 
@@ -138,7 +121,7 @@ def evaluate_countbench(
     keys: list[str] = []
     feats: list[torch.Tensor] = []
     expected = int(countbench_manifest.get("evaluated", 0)) or len(rows)
-    for batch in _batches(iter_shard_samples(shards), batch_size):
+    for batch in iter_shard_batches(shards, batch_size):
         metas = []
         tensors = []
         for meta, image in batch:
