@@ -65,6 +65,7 @@ from countclip.download_results import (
     completed_shards,
     final_status,
     pass_dirs,
+    pass_record,
     read_results,
     repair_pass,
     shard_paths,
@@ -243,7 +244,7 @@ def download_urls(
         recorded = next((p for p in state["passes"] if p["pass"] == pass_no), None)
         if all(s in done for s in range(total_shards)):
             if recorded is None:  # finished, but killed before it was recorded
-                recorded = _entry_from_stats(pass_no, pass_rows, done, total_shards)
+                recorded = pass_record(pass_no, pass_rows, done, total_shards)
                 state["passes"] = sorted([*state["passes"], recorded], key=lambda p: p["pass"])
             recorded["skipped"] = True
             atomic_write_json(state_path, state)
@@ -260,7 +261,7 @@ def download_urls(
             (pass_no * span, (pass_no + 1) * span),
         )
         done = completed_shards(pass_dir)
-        entry = _entry_from_stats(pass_no, pass_rows, done, total_shards, seconds)
+        entry = pass_record(pass_no, pass_rows, done, total_shards, seconds)
         state["passes"] = [p for p in state["passes"] if p["pass"] != pass_no] + [entry]
         state["passes"].sort(key=lambda p: p["pass"])
         atomic_write_json(state_path, state)
@@ -287,31 +288,6 @@ def download_urls(
         "images_per_s": round(successes / seconds, 2) if seconds > 0 else None,
         "passes": passes,
         "shards": shard_paths(output_dir),
-    }
-
-
-def _entry_from_stats(
-    pass_no: int,
-    rows: int,
-    done: Mapping[int, Mapping[str, Any]],
-    expected: int,
-    seconds: float | None = None,
-) -> dict[str, Any]:
-    """A pass record; without a measured wall time, the span of its shards' stats."""
-    ok = sum(s.get("successes", 0) for s in done.values())
-    if seconds is None:
-        starts = [s["start_time"] for s in done.values() if "start_time" in s]
-        ends = [s["end_time"] for s in done.values() if "end_time" in s]
-        seconds = max(ends) - min(starts) if starts and ends else 0.0
-    return {
-        "pass": pass_no,
-        "rows": rows,
-        "seconds": round(seconds, 3),
-        "successes": ok,
-        "shards": len(done),
-        "expected_shards": expected,
-        "skipped": False,
-        "images_per_s": round(ok / seconds, 2) if seconds > 0 else None,
     }
 
 

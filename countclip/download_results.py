@@ -147,6 +147,32 @@ def pass_dirs(output_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def pass_record(
+    pass_no: int,
+    rows: int,
+    done: Mapping[int, Mapping[str, Any]],
+    expected: int,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    """The state file's record of one download pass, from its completed shards' stats; without
+    a measured wall time (a pass found finished on resume), the span of those stats."""
+    ok = sum(s.get("successes", 0) for s in done.values())
+    if seconds is None:
+        starts = [s["start_time"] for s in done.values() if "start_time" in s]
+        ends = [s["end_time"] for s in done.values() if "end_time" in s]
+        seconds = max(ends) - min(starts) if starts and ends else 0.0
+    return {
+        "pass": pass_no,
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "successes": ok,
+        "shards": len(done),
+        "expected_shards": expected,
+        "skipped": False,
+        "images_per_s": round(ok / seconds, 2) if seconds > 0 else None,
+    }
+
+
 def read_state(output_dir: Path) -> dict[str, Any]:
     path = output_dir / STATE_NAME
     if not path.exists():
