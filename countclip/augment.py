@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
-Augment = Literal["open_clip", "flip", "dihedral"]
+from countclip.config import Augment
 
 # The eight symmetries of a square as PIL transposes (None = identity); "flip" uses the first two.
 _SYMMETRIES: tuple[Image.Transpose | None, ...] = (

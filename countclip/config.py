@@ -162,6 +162,10 @@ class ModelConfig(StrictModel):
     lock_text_unlocked_layers: int = 0
 
 
+Augment = Literal["open_clip", "flip", "dihedral"]
+"""Training image transforms (:mod:`countclip.augment`)."""
+
+
 class TrainConfig(StrictModel):
     """Stage 5: fine-tuning with L = L_CLIP + λ·L_count (or L_count+)."""
 
@@ -183,11 +187,11 @@ class TrainConfig(StrictModel):
         description="counting samples of count c are drawn with class weight n_c^power: 1 = "
         "as downloaded (the paper), 0 = every count equally often, 0.5 = square-root",
     )
-    augment: Literal["open_clip", "flip", "dihedral"] = Field(
+    augment: Augment = Field(
         "open_clip",
-        description="training image transform: open_clip's random resized crop (the paper's; "
-        "it can cut objects off), or a whole-image flip / any of the 8 flips and rotations, "
-        "which never change the count (countclip.augment)",
+        description="training image transform: open_clip's random resized crop (the paper's), "
+        "or the whole image after a random mirror (flip) / any of the 8 flips and rotations "
+        "(dihedral), which never change the count (countclip.augment)",
     )
     batch_size: int = Field(64, ge=2)
     steps: int = Field(400, ge=1)

@@ -124,4 +124,3 @@ def test_config_rejects_an_unknown_augment():
     assert TrainConfig().augment == "open_clip"  # the paper's transform unless asked
     with pytest.raises(ValidationError, match="augment"):
         TrainConfig(augment="mixup")
-    assert np.isclose(TrainConfig(augment="dihedral").lr, TrainConfig().lr)
