@@ -1,10 +1,11 @@
-"""Count-preserving augmentation: every object stays in the frame, open_clip's crop does not."""
+"""Count-preserving augmentation: every pose keeps every object in the frame."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from object_counting import components, object_mask
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from pydantic import ValidationError
 
 from countclip.augment import CountPreservingAugment, training_transform
@@ -14,8 +15,8 @@ from countclip.synthetic.render import render_scene
 from countclip.synthetic.world import Scene
 
 SIZE = 64
-_MEAN = torch.tensor((0.48145466, 0.4578275, 0.40821073)).view(3, 1, 1)
-_STD = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(3, 1, 1)
+_MEAN = torch.tensor(OPENAI_DATASET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(OPENAI_DATASET_STD).view(3, 1, 1)
 
 
 @pytest.fixture(scope="module")
@@ -27,30 +28,9 @@ def transforms():
 
 
 def _red_objects(tensor: torch.Tensor) -> int:
-    """Connected blobs of the scene's pure red in a normalised image tensor."""
-    rgb = (tensor * _STD + _MEAN).clamp(0, 1).numpy() * 255
-    mask = (rgb[0] > 160) & (rgb[1] < 90) & (rgb[2] < 90)
-    return _components(mask)
-
-
-def _components(mask: np.ndarray) -> int:
-    """4-connected components of a boolean mask (a flood fill; the images are 64 x 64)."""
-    seen = np.zeros_like(mask)
-    count = 0
-    for y, x in zip(*np.nonzero(mask), strict=True):
-        if seen[y, x]:
-            continue
-        count += 1
-        stack = [(y, x)]
-        seen[y, x] = True
-        while stack:
-            cy, cx = stack.pop()
-            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
-                inside = 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1]
-                if inside and mask[ny, nx] and not seen[ny, nx]:
-                    seen[ny, nx] = True
-                    stack.append((ny, nx))
-    return count
+    """Red objects (any size: a crop may leave a sliver) in a normalised image tensor."""
+    rgb = ((tensor * _STD + _MEAN).clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    return components(object_mask(rgb, "red"), min_pixels=1)
 
 
 def _scenes(n: int) -> list[Scene]:

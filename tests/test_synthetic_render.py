@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
-from PIL import Image
+from object_counting import components, object_mask
 
 from countclip.synthetic import (
     COLOURS,
@@ -19,36 +18,7 @@ from countclip.synthetic import (
     scene_for_id,
     scene_url,
 )
-from countclip.synthetic.render import MIN_DIAMETER, RGB
-
-
-def _components(mask: np.ndarray, min_pixels: int = 12) -> int:
-    """Connected components (4-neighbour) of a boolean mask, by min-label propagation."""
-    h, w = mask.shape
-    big = h * w + 1
-    labels = np.where(mask, np.arange(h * w).reshape(h, w), big)
-    while True:
-        padded = np.pad(labels, 1, constant_values=big)
-        neighbours = np.minimum.reduce(
-            [
-                labels,
-                padded[:-2, 1:-1],
-                padded[2:, 1:-1],
-                padded[1:-1, :-2],
-                padded[1:-1, 2:],
-            ]
-        )
-        new = np.where(mask, neighbours, big)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    _, sizes = np.unique(labels[mask], return_counts=True)
-    return int((sizes >= min_pixels).sum())
-
-
-def _object_mask(img: Image.Image, colour: str) -> np.ndarray:
-    arr = np.asarray(img, dtype=np.int32)
-    return np.sqrt(((arr - np.array(RGB[colour])) ** 2).sum(-1)) < 40
+from countclip.synthetic.render import MIN_DIAMETER
 
 
 def test_render_is_deterministic_and_ids_differ() -> None:
@@ -78,14 +48,14 @@ def test_rendered_objects_are_the_ground_truth_count() -> None:
     for i, (shape, count) in enumerate(itertools.product(SHAPES, (1, 2, 3, 5, 7, 10))):
         colour = COLOURS[i % len(COLOURS)]
         scene = Scene(1000 + i, count, shape, colour)
-        mask = _object_mask(render_scene(scene), colour)
-        assert _components(mask) == count, scene
+        mask = object_mask(render_scene(scene), colour)
+        assert components(mask) == count, scene
 
 
 def test_count_zero_is_a_dense_pattern() -> None:
     for i, shape in enumerate(SHAPES):
         scene = Scene(500 + i, 0, shape, COLOURS[i])
-        assert _components(_object_mask(render_scene(scene), scene.colour)) >= 16
+        assert components(object_mask(render_scene(scene), scene.colour)) >= 16
 
 
 def test_backgrounds_contrast_with_every_colour_and_vary() -> None:
@@ -93,7 +63,7 @@ def test_backgrounds_contrast_with_every_colour_and_vary() -> None:
         corners = set()
         for sample_id in range(20):
             img = render_scene(Scene(sample_id, 1, "circle", colour), 64)
-            assert not _object_mask(img, colour)[:3, :3].any()  # corners are background
+            assert not object_mask(img, colour)[:3, :3].any()  # corners are background
             corners.add(img.getpixel((0, 0)))
         assert len(corners) > 5
 
