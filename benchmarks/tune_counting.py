@@ -3,8 +3,10 @@
 Each arm fine-tunes the config's pretrained baseline with one change (the control, or a loss +
 λ scheme) and reports what model selection sees: balanced validation accuracy (mean per-count
 recall over the counting validation split) at the selected step and at the last step, plus the
-per-count recall at the last step. Config changes go in with ``--set`` (dotted keys, YAML
-values), so a tuning step is one command that can be pasted into a config comment:
+per-count recall at the last step, and the zero-shot shape/colour accuracy of the selected
+checkpoint on *validation* scenes (``zeroshot.VALIDATION_SEED``, not the reported check's).
+Config changes go in with ``--set`` (dotted keys, YAML values), so a tuning step is one
+command that can be pasted into a config comment:
 
     .venv/bin/python benchmarks/tune_counting.py --config configs/demo.yaml \
         --set pretrain.steps=1500 --set train.steps=400 --arms control count_plus:modal
@@ -39,12 +41,27 @@ def _fine_tune(args: tuple) -> tuple[str, int, dict]:
     from countclip.train_stage import run_training
 
     manifest = run_training(counting, common, lambdas, train_cfg, root)
+    zero_shot = zero_shot_validation(manifest)
     rows = [
         json.loads(line)
         for line in Path(manifest["outputs"]["metrics"]).read_text().splitlines()
         if '"val_count_balanced_acc"' in line
     ]
-    return arm, seed, {"manifest": manifest, "val": rows}
+    return arm, seed, {"manifest": manifest, "val": rows, "zero_shot": zero_shot}
+
+
+def zero_shot_validation(manifest: dict, per_class: int = 100) -> dict[str, float]:
+    """Zero-shot accuracy per task (and their mean) of the selected checkpoint, on validation
+    scenes: 100 per class, so a shape-accuracy gap of 5 points is ~2 standard errors."""
+    from countclip.model import load_model
+    from countclip.zeroshot import VALIDATION_SEED, zero_shot_eval
+
+    model, preprocess, tokenizer = load_model(manifest["model"], manifest["outputs"]["checkpoint"])
+    results = zero_shot_eval(
+        model, preprocess, tokenizer, per_class=per_class, seed=VALIDATION_SEED
+    )
+    accuracy = {task: r["accuracy"] for task, r in results.items()}
+    return {**accuracy, "mean": sum(accuracy.values()) / len(accuracy)}
 
 
 def arms_jobs(cfg: PipelineConfig, built: dict, arms: list[str], seeds: list[int]) -> list:
@@ -72,6 +89,10 @@ def arms_jobs(cfg: PipelineConfig, built: dict, arms: list[str], seeds: list[int
                 (arm, seed, built["counting"], built["common"], lambdas, run_cfg, cfg.data_root)
             )
     return jobs
+
+
+def _percent(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} {100 * v:.1f}" for k, v in scores.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{arm:18s} seed {seed}: balanced val best {best['val_count_balanced_acc']:.3f}"
                 f" @ {best['step']}, last {last['val_count_balanced_acc']:.3f};"
+                f" zero-shot val {_percent(result['zero_shot'])};"
                 f" last per-count {last.get('val_per_count')};"
                 f" {result['manifest']['seconds']:.0f} s",
                 flush=True,

@@ -206,6 +206,18 @@ def test_zero_shot_synthetic_and_clip_benchmark_folder(tiny, tmp_path: Path) -> 
         zero_shot_eval(model, preprocess, tokenizer, dataset_dir=tmp_path)
 
 
+def test_zero_shot_validation_scenes_are_not_the_test_scenes() -> None:
+    """Tuning on the validation scenes must not see the reported check's images."""
+    from countclip.zeroshot import TEST_SEED, VALIDATION_SEED, synthetic_samples
+
+    for task in ("shape", "colour"):
+        test = list(synthetic_samples(task, 3, 32, TEST_SEED))
+        val = list(synthetic_samples(task, 3, 32, VALIDATION_SEED))
+        assert [label for _, label in test] == [label for _, label in val]
+        test_pixels = {image.tobytes() for image, _ in test}
+        assert not test_pixels & {image.tobytes() for image, _ in val}
+
+
 # --------------------------------------------------------------------------- end to end
 
 
