@@ -15,7 +15,9 @@ from tasks.caching import stage_cache
 @task(
     name="captions",
     task_run_name="captions",
-    cache_policy=stage_cache("countclip.captions", "countclip.caption_stage"),
+    cache_policy=stage_cache(
+        "countclip.captions", "countclip.caption_rules", "countclip.caption_stage"
+    ),
     persist_result=True,
     retries=0,
 )

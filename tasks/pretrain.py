@@ -11,7 +11,13 @@ from tasks.caching import TRAINING_LOOP_MODULES, stage_cache
 
 @task(
     name="pretrain-baseline",
-    cache_policy=stage_cache("countclip.pretrain", *TRAINING_LOOP_MODULES),
+    # The baseline's data is split by the caption parser (counting captions are capped).
+    cache_policy=stage_cache(
+        "countclip.pretrain",
+        "countclip.captions",
+        "countclip.caption_rules",
+        *TRAINING_LOOP_MODULES,
+    ),
     persist_result=True,
     retries=0,
 )
