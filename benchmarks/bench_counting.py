@@ -16,6 +16,8 @@ CountBench is never looked at until the end.
 row against its control, say), for a quick look at a new world; the full table is the benchmark.
 Stages are cached under --data-root (the same fingerprints as the pipeline), so an interrupted
 run resumes. --jobs runs fine-tunes in parallel processes (1 torch thread each).
+One run per data root at a time (use --jobs): a second finds the synthetic world's port
+busy, serves it on another port, and so builds a new world with every stage after it.
 """
 
 from __future__ import annotations
@@ -196,9 +198,10 @@ def markdown(rows: list[dict], command: str, meta: dict) -> str:
         "",
         f"Seeds: {meta['seeds']}. Fine-tuning: {meta['steps']} steps, batch {meta['batch']}, "
         f"lr {meta['lr']:g}, 1 in {round(1 / meta['fraction'])} samples counting "
-        f"(count c drawn with weight n_c^{meta['power']:g}), from one pretrained baseline "
-        f"({meta['pretrain_steps']} steps). Counting data: {meta['counting']}. "
-        f"CountBench: {meta['evaluated']}. Chance = 11.1%.",
+        f"(count c drawn with weight n_c^{meta['power']:g}), λ0 {meta['lambda0']:g}, from one "
+        f"pretrained baseline ({meta['pretrain_steps']} steps). Counting data: "
+        f"{meta['counting']}. CountBench: {meta['evaluated']}. Chance = 11.1%. Zero-shot: "
+        f"{meta['zero_shot_per_class']} images per shape/colour class.",
         "",
         "| model | CountBench acc. (mean ± sd) | Δ vs control | worst count (acc.) "
         "| zero-shot acc. | Δ zero-shot |",
@@ -281,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         "fraction": cfg.train.counting_fraction,
         "lr": cfg.train.lr,
         "power": cfg.train.count_sampling_power,
+        "lambda0": cfg.lambdas.lambda0,
+        "zero_shot_per_class": cfg.evaluate.zero_shot_per_class,
         "pretrain_steps": cfg.pretrain.steps,
         "counting": _class_counts(built["counting"]),
         "evaluated": baseline.get("message", ""),

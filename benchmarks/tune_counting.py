@@ -12,6 +12,8 @@ command that can be pasted into a config comment:
         --set pretrain.steps=1500 --set train.steps=400 --arms control count_plus:modal
 
 Stages are cached under --data-root, shared with the benchmark when the roots agree.
+One run per data root at a time (use --jobs): a second finds the synthetic world's port
+busy, serves it on another port, and so builds a new world with every stage after it.
 """
 
 from __future__ import annotations

@@ -47,7 +47,13 @@ def serve_world(world: WorldConfig) -> Iterator[str]:
         except OSError as exc:
             if i == len(candidates) - 1:
                 raise
-            log.warning("port %s busy (%s); using a free port", candidate.port, exc)
+            log.warning(
+                "port %s busy (%s); using a free port: the URLs change, so this is a new world "
+                "and every cached stage after it (downloads, baseline) is recomputed. Another "
+                "run of the same config is the usual cause: let it finish first.",
+                candidate.port,
+                exc,
+            )
     assert server is not None
     try:
         yield str(server.base_url)
