@@ -10,10 +10,11 @@ One step: a single forward through the (DDP-wrapped) model with the batch images
 share most text, and synthetic/LAION captions repeat), indexed back to (B, D) caption and
 (N, K, D) counterfactual features; loss = L_CLIP + L_count (:mod:`countclip.losses`).
 
-Resume is exact: a checkpoint (``state.pt``, every ``checkpoint_every`` steps, written atomically)
-holds model, optimizer, scheduler, RNG states and the step, and the data of a step is a pure
-function of ``(seed, step, rank)`` (:mod:`countclip.data`), so a run killed with SIGKILL and
-restarted on the same directory ends with the same weights as an uninterrupted one.
+Resume is exact: a checkpoint (``state.pt`` of :mod:`countclip.train_state`, every
+``checkpoint_every`` steps, written atomically) holds model, optimizer, scheduler, RNG states and
+the step, and the data of a step is a pure function of ``(seed, step, rank)``
+(:mod:`countclip.data`), so a run killed with SIGKILL and restarted on the same directory ends
+with the same weights as an uninterrupted one.
 
 Model selection: validation counting accuracy (argmax over the nine captions with the number
 swapped to two..ten, CountBench's rule) on the held-out split of the counting data, every
@@ -65,20 +66,16 @@ from countclip.runtime import (
     last_losses,
     param_sum,
     resolve_train_device,
-    rng_state,
     seed_everything,
     seeded_global_rng,
-    set_rng_state,
 )
-from countclip.stage import (
-    atomic_path,
-)
+from countclip.stage import atomic_path
+from countclip.train_state import STATE_FILE, load_state, restore_state, save_state
 from countclip.validation import per_count_recall, validate, validation_scores
 
 STAGE_VERSION = "train-2"  # 2: samples in key order (was tar order)
 Progress = Callable[[float, str], None]
 
-STATE_FILE = "state.pt"
 BEST_FILE = "best.pt"
 LAST_FILE = "last.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -116,22 +113,6 @@ def plot_losses(metrics: Path, path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- the loop
-
-# Settings that may change between a run and its resumption without changing the result.
-_RESUME_FREE = {"threads", "workers", "device", "checkpoint_every", "eval_every"}
-
-
-def _check_resumable(state: Mapping[str, Any], cfg: TrainConfig, path: Path) -> None:
-    """Resuming with another config would silently mix two runs: refuse, naming the fields."""
-    saved, now = state.get("config", {}), cfg.model_dump(mode="json")
-    changed = sorted(
-        k for k in set(saved) | set(now) if k not in _RESUME_FREE and saved.get(k) != now.get(k)
-    )
-    if changed:
-        raise ValueError(
-            f"{path}: checkpoint was written with a different train config (fields {changed}); "
-            "use a new output directory or the original config"
-        )
 
 
 def _resolve_steps(cfg: TrainConfig, per_epoch: int) -> tuple[int, int]:
@@ -206,13 +187,8 @@ def _train(
         model, preprocess_train, preprocess_val, tokenizer = create_model(cfg.model, device=device)
     samples: Samples = load_samples(counting_shards, common_shards, cfg.val_fraction)
     state_path = out / STATE_FILE
-    state = (
-        torch.load(state_path, map_location="cpu", weights_only=False)
-        if (resume and state_path.exists())
-        else None
-    )
+    state = load_state(state_path, cfg) if resume else None
     if state is not None:
-        _check_resumable(state, cfg, state_path)
         unwrap_model(model).load_state_dict(state["model"])
     start_step = state["step"] if state is not None else 0
 
@@ -260,9 +236,7 @@ def _train(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, steps))
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        restore_state(state, optimizer, scheduler)
     loss_fn = CountingClipLoss(
         count_loss=train_count_loss, scale_mode=cfg.logit_scale, rank=rank, world_size=world_size
     )
@@ -296,18 +270,15 @@ def _train(
 
     def checkpoint(step: int) -> None:
         if is_main:
-            body = {
-                "step": step,
-                "model": bare.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng_state(),
-                "best": best,
-                "model_name": cfg.model.name,
-                "config": cfg.model_dump(mode="json"),
-            }
-            with atomic_path(state_path) as tmp:
-                torch.save(body, tmp)
+            save_state(
+                state_path,
+                step=step,
+                model=bare,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                best=best,
+                cfg=cfg,
+            )
         if world_size > 1:
             dist.barrier()
 

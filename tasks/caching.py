@@ -95,6 +95,7 @@ class StageCachePolicy(CachePolicy):
 
 TRAINING_LOOP_MODULES: tuple[str, ...] = (
     "countclip.train",
+    "countclip.train_state",
     "countclip.augment",
     "countclip.runtime",
     "countclip.losses",
