@@ -63,7 +63,7 @@ def synthetic_task(task: str) -> tuple[list[str], list[str], tuple[str, ...]]:
 
 
 def synthetic_samples(
-    task: str, per_class: int, image_size: int = 64, seed: int = 0
+    task: str, per_class: int, image_size: int = 64, seed: int = TEST_SEED
 ) -> Iterator[tuple[Any, int]]:
     """``(PIL image, class index)`` pairs of a synthetic task, deterministic in ``seed``.
 
@@ -122,7 +122,7 @@ def write_clip_benchmark_folder(
     task: str = "shape",
     per_class: int = 20,
     image_size: int = 64,
-    seed: int = 0,
+    seed: int = TEST_SEED,
     split: str = "test",
 ) -> Path:
     """Write a synthetic task as a CLIP_benchmark webdataset folder (what
