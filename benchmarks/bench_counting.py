@@ -79,15 +79,20 @@ def all_arms() -> list[str]:
     return ["control"] + [f"{loss}:{scheme}" for loss in LOSSES for scheme in SCHEMES]
 
 
+def check_arms(arms: list[str]) -> list[str]:
+    """``arms`` if every one names a row, else exit naming the unknown ones."""
+    unknown = sorted(set(arms) - set(all_arms()))
+    if unknown:
+        raise SystemExit(f"--arms: unknown {unknown}; choose from {all_arms()}")
+    return arms
+
+
 def runs(
     cfg: PipelineConfig, built: dict, seeds: list[int], root: str, arms: list[str] | None = None
 ) -> list[tuple]:
     from countclip.lambdas import run_lambda_stage
 
-    wanted = set(all_arms() if arms is None else arms)
-    unknown = sorted(wanted - set(all_arms()))
-    if unknown:
-        raise SystemExit(f"--arms: unknown {unknown}; choose from {all_arms()}")
+    wanted = set(all_arms() if arms is None else check_arms(arms))
 
     base: TrainConfig = cfg.train.model_copy(deep=True)
     base.model.pretrained = built["baseline"]["outputs"]["checkpoint"]

@@ -32,7 +32,7 @@ from countclip.offline import apply_offline_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_counting import build
+from bench_counting import build, check_arms
 
 
 def _fine_tune(args: tuple) -> tuple[str, int, dict]:
@@ -74,7 +74,7 @@ def arms_jobs(cfg: PipelineConfig, built: dict, arms: list[str], seeds: list[int
     base.threads = 1
     jobs = []
     for seed in seeds:
-        for arm in arms:
+        for arm in check_arms(arms):
             loss, _, scheme = arm.partition(":")
             loss = "none" if loss == "control" else loss
             lambdas = (
