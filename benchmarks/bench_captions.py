@@ -5,7 +5,7 @@
 Three measurements on the same captions, interleaved in one run so machine load hits all alike:
 - ``re``: a compiled number-word regex searched over every caption (the floor: no language work);
 - ``tokenize``: a bare blank-English ``nlp.pipe`` (spaCy's own cost);
-- ``parse``: :func:`countclip.captions.parse_captions` with every rule on.
+- ``parse``: :func:`countclip.data.captions.parser.parse_captions` with every rule on.
 Two caption sets: *candidates* (every caption holds a number word, what stage 2 reads after the
 DuckDB prefilter) and a *LAION mix* (~4 % number words, where the ``re`` prefilter lets most
 captions skip spaCy). Prints captions/s and the ratios.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from countclip.captions import CaptionParser, parse_captions  # noqa: E402
+from countclip.data.captions.parser import CaptionParser, parse_captions  # noqa: E402
 
 SUBJECTS = [
     "cats",

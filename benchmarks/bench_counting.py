@@ -32,8 +32,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from countclip.config import PipelineConfig, TrainConfig, load_config
+from countclip.config import PipelineConfig, TrainConfig
 from countclip.offline import apply_offline_env
+from countclip.yamlconfig import load_config
 
 SCHEMES = ("constant", "norm", "modal", "log")
 LOSSES = ("count", "count_plus")
@@ -41,11 +42,11 @@ LOSSES = ("count", "count_plus")
 
 def build(cfg: PipelineConfig) -> dict:
     """World -> metadata -> captions -> downloads -> CountBench -> baseline (all cached)."""
-    from countclip.caption_stage import run_caption_stage
-    from countclip.countbench import run_countbench_stage
-    from countclip.download import run_download_stage
-    from countclip.metadata import run_metadata_stage
-    from countclip.pretrain import run_pretrain_stage
+    from countclip.data.captions.stage import run_caption_stage
+    from countclip.data.download.stage import run_download_stage
+    from countclip.data.metadata import run_metadata_stage
+    from countclip.evaluation.countbench import run_countbench_stage
+    from countclip.synthetic.pretrain import run_pretrain_stage
     from countclip.synthetic.stage import run_world_stage, serve_world
 
     root = cfg.data_root
@@ -68,7 +69,7 @@ def _train_and_evaluate(args: tuple) -> tuple[str, int, dict]:
     import torch
 
     torch.set_num_threads(1)
-    from countclip.train_stage import run_training
+    from countclip.training.stage import run_training
 
     manifest = run_training(counting, common, lambdas, train_cfg, root)
     return label, seed, evaluate(cfg, bench, label, manifest["outputs"]["checkpoint"], root)
@@ -90,7 +91,7 @@ def check_arms(arms: list[str]) -> list[str]:
 def runs(
     cfg: PipelineConfig, built: dict, seeds: list[int], root: str, arms: list[str] | None = None
 ) -> list[tuple]:
-    from countclip.lambdas import run_lambda_stage
+    from countclip.data.lambdas import run_lambda_stage
 
     wanted = set(all_arms() if arms is None else check_arms(arms))
 
@@ -142,7 +143,7 @@ def runs(
 
 
 def evaluate(cfg: PipelineConfig, bench: dict, label: str, checkpoint: str, root: str) -> dict:
-    from countclip.evaluate import run_evaluation_stage
+    from countclip.evaluation.stage import run_evaluation_stage
 
     ref = {
         "name": cfg.train.model.name,
@@ -155,7 +156,7 @@ def evaluate(cfg: PipelineConfig, bench: dict, label: str, checkpoint: str, root
 
 def _class_counts(counting: dict) -> str:
     """``2: n, 3: n, ...`` downloaded counting samples per count (from the download manifest)."""
-    from countclip.lambdas import class_frequencies
+    from countclip.data.lambdas import class_frequencies
 
     freq = class_frequencies(counting)
     return ", ".join(f"{c}: {freq.get(c, 0)}" for c in range(2, 11))
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluated": baseline.get("message", ""),
     }
     text = markdown(rows, command.strip(), meta)
-    from countclip.stage import atomic_write_text
+    from countclip.atomic import atomic_write_text
 
     atomic_write_text(args.out, text)
     print(text)

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from countclip.config import DownloadConfig, WorldConfig
-from countclip.download import run_download_stage
-from countclip.img2dataset_runner import img2dataset_kwargs
+from countclip.data.download.runner import img2dataset_kwargs
+from countclip.data.download.stage import run_download_stage
 from countclip.offline import apply_offline_env
 from countclip.synthetic import ImageServer, Scene, scene_url
 

@@ -45,10 +45,10 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from countclip.config import DownloadConfig, EvalConfig, WorldConfig
-    from countclip.countbench import run_countbench_stage
-    from countclip.evaluate import evaluate_countbench
-    from countclip.model import load_model
+    from countclip.evaluation.countbench import run_countbench_stage
+    from countclip.evaluation.stage import evaluate_countbench
     from countclip.synthetic import ImageServer, write_countbench
+    from countclip.training.model import load_model
 
     world = WorldConfig(countbench_per_count=args.per_count, misbehave_fraction=0.0)
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp, ImageServer(world) as srv:

@@ -25,9 +25,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from countclip.caption_stage import run_caption_stage  # noqa: E402
 from countclip.config import CaptionConfig, MetadataConfig  # noqa: E402
-from countclip.metadata import _copy, _filter_params, connect, run_metadata_stage  # noqa: E402
+from countclip.data.captions.stage import run_caption_stage  # noqa: E402
+from countclip.data.metadata import _copy, _filter_params, connect, run_metadata_stage  # noqa: E402
 
 NUMBER_CAPTIONS = [
     "Set of three red stars vector icon",

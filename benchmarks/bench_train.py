@@ -2,7 +2,7 @@
 
 The CountCLIP step is the training loop's: one forward over the images and the distinct token
 rows (captions + counterfactuals), text encoded only up to the last end-of-text column (CLIP's
-causal text tower makes the padding after it irrelevant; see countclip.model.TrainForward).
+causal text tower makes the padding after it irrelevant; see countclip.training.model.TrainForward).
 For attribution the run also times the CountCLIP step without that trim and a plain step with
 it. All run on the same model and the same batch in one process, interleaved (A, B, A, B...)
 so that load from other processes on a shared machine hits both alike; medians are reported.
@@ -24,12 +24,12 @@ import torch
 from open_clip.loss import ClipLoss
 
 from countclip.config import ModelConfig
-from countclip.data import build_train_loader, load_samples
-from countclip.losses import CountingClipLoss
-from countclip.model import TINY_MODEL, TrainForward, create_model
-from countclip.optim import param_groups
 from countclip.synthetic.shards import write_synthetic_shards
-from countclip.train import encode_batch
+from countclip.training.loader import build_train_loader, load_samples
+from countclip.training.loop import encode_batch
+from countclip.training.losses import CountingClipLoss
+from countclip.training.model import TINY_MODEL, TrainForward, create_model
+from countclip.training.optim import param_groups
 
 
 def main() -> None:

@@ -26,9 +26,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from countclip.cli import parse_set
-from countclip.config import PipelineConfig, deep_merge, load_config
+from countclip.config import PipelineConfig
 from countclip.offline import apply_offline_env
+from countclip.yamlconfig import deep_merge, load_config
+from countclip_flows.cli import parse_set
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,7 +41,7 @@ def _fine_tune(args: tuple) -> tuple[str, int, dict]:
     import torch
 
     torch.set_num_threads(1)
-    from countclip.train_stage import run_training
+    from countclip.training.stage import run_training
 
     manifest = run_training(counting, common, lambdas, train_cfg, root)
     zero_shot = zero_shot_validation(manifest)
@@ -55,8 +56,8 @@ def _fine_tune(args: tuple) -> tuple[str, int, dict]:
 def zero_shot_validation(manifest: dict, per_class: int = 100) -> dict[str, float]:
     """Zero-shot accuracy per task (and their mean) of the selected checkpoint, on validation
     scenes: 100 per class, so a shape-accuracy gap of 5 points is ~2 standard errors."""
-    from countclip.model import load_model
-    from countclip.zeroshot import VALIDATION_SEED, zero_shot_eval
+    from countclip.evaluation.zeroshot import VALIDATION_SEED, zero_shot_eval
+    from countclip.training.model import load_model
 
     model, preprocess, tokenizer = load_model(manifest["model"], manifest["outputs"]["checkpoint"])
     results = zero_shot_eval(
@@ -67,7 +68,7 @@ def zero_shot_validation(manifest: dict, per_class: int = 100) -> dict[str, floa
 
 
 def arms_jobs(cfg: PipelineConfig, built: dict, arms: list[str], seeds: list[int]) -> list:
-    from countclip.lambdas import run_lambda_stage
+    from countclip.data.lambdas import run_lambda_stage
 
     base = cfg.train.model_copy(deep=True)
     base.model.pretrained = built["baseline"]["outputs"]["checkpoint"]

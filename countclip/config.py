@@ -9,19 +9,46 @@ error that names the key (``extra="forbid"``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-COUNTS: tuple[int, ...] = tuple(range(2, 11))
-"""The counts the method teaches (the paper's scope: two..ten)."""
+from countclip.counts import NUMBER_WORDS
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+SPEED_ONLY = {"affects_output": False}
+"""``json_schema_extra`` of a setting that changes how fast a stage runs, never what it writes."""
+
+
+def speed(default: Any, description: str, **kwargs: Any) -> Any:
+    """A speed-only field (processes, threads, inference batch sizes, device, workers): left out
+    of stage fingerprints by :func:`semantic_dump`, so changing it never recomputes a stage."""
+    return Field(
+        default, description=f"{description} (speed only)", json_schema_extra=SPEED_ONLY, **kwargs
+    )
+
+
+def is_speed_only(model: type[BaseModel], name: str) -> bool:
+    extra = model.model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and extra.get("affects_output") is False
+
+
+def semantic_dump(model: BaseModel) -> dict[str, Any]:
+    """``model`` as JSON data without its speed-only fields (recursively): what decides a
+    stage's output, and so what its fingerprint hashes."""
+    dumped = model.model_dump(mode="json")
+    for name in type(model).model_fields:
+        if is_speed_only(type(model), name):
+            dumped.pop(name, None)
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            dumped[name] = semantic_dump(value)
+    return dumped
 
 
 class WorldConfig(StrictModel):
@@ -58,6 +85,12 @@ class WorldConfig(StrictModel):
         0, ge=0, le=65535, description="loopback image server port (0 = a random free port)"
     )
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality the server sends")
+    zero_shot_per_class: int = Field(
+        20, ge=1, description="images per class of the zero-shot shape/colour sets"
+    )
+    zero_shot_image_size: int = Field(
+        64, ge=16, description="render size of the zero-shot images (match the download size)"
+    )
 
 
 class MetadataConfig(StrictModel):
@@ -66,19 +99,7 @@ class MetadataConfig(StrictModel):
     source: str = Field(
         "", description="parquet glob, file, or remote URL (https://, s3://, hf://)"
     )
-    number_words: list[str] = Field(
-        default_factory=lambda: [
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-        ]
-    )
+    number_words: list[str] = Field(default_factory=lambda: list(NUMBER_WORDS.values()))
     include_digits: bool = Field(False, description="also prefilter digits 2..10")
     allowed_nsfw: list[str] = Field(default_factory=lambda: ["UNLIKELY"])
     min_similarity: float = Field(0.28, description="LAION CLIP image-text similarity floor")
@@ -88,8 +109,8 @@ class MetadataConfig(StrictModel):
         4.0, ge=0, description="non-counting rows sampled per counting candidate"
     )
     seed: int = 0
-    threads: int = Field(2, ge=1)
-    memory_limit: str = "2GB"
+    threads: int = speed(2, "DuckDB threads", ge=1)
+    memory_limit: str = speed("2GB", "DuckDB memory limit")
 
 
 class CaptionConfig(StrictModel):
@@ -102,9 +123,9 @@ class CaptionConfig(StrictModel):
         True, description="with a trained pipeline: the number must modify a noun (nummod)"
     )
     include_digits: bool = False
-    batch_size: int = Field(2000, ge=1)
-    n_process: int = Field(1, ge=1, description="spaCy processes (1 is fastest on 2 cores)")
-    rows_per_chunk: int = Field(100_000, ge=1, description="rows read from parquet at a time")
+    batch_size: int = speed(2000, "captions per spaCy batch", ge=1)
+    n_process: int = speed(1, "spaCy processes (1 is fastest on 2 cores)", ge=1)
+    rows_per_chunk: int = speed(100_000, "rows read from parquet at a time", ge=1)
 
 
 class DownloadConfig(StrictModel):
@@ -116,15 +137,23 @@ class DownloadConfig(StrictModel):
     )
     encode_format: Literal["jpg", "png", "webp"] = "jpg"
     encode_quality: int = Field(90, ge=1, le=100)
-    processes_count: int = Field(2, ge=1)
-    thread_count: int = Field(32, ge=1)
+    processes_count: int = speed(2, "img2dataset processes", ge=1)
+    thread_count: int = speed(32, "img2dataset threads per process", ge=1)
     timeout: float = Field(3.0, gt=0, description="seconds per image request")
     retries: int = Field(0, ge=0, description="img2dataset's own per-URL retries")
     retry_failed_passes: int = Field(
         1, ge=0, description="extra passes that re-queue only failed samples"
     )
     number_sample_per_shard: int = Field(1000, ge=1)
-    distributor: Literal["multiprocessing", "pyspark", "ray"] = "multiprocessing"
+    distributor: Literal["multiprocessing", "pyspark", "ray"] = speed(
+        "multiprocessing", "img2dataset distributor: where the download processes run"
+    )
+    stall_timeout: float = speed(
+        300.0,
+        "seconds img2dataset may go without writing anything before the pass is stopped and "
+        "the stage fails (a hung child: full disk, dead NFS, stuck DNS)",
+        gt=0,
+    )
     disallowed_header_directives: list[str] = Field(
         default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"]
     )
@@ -163,7 +192,7 @@ class ModelConfig(StrictModel):
 
 
 Augment = Literal["open_clip", "flip", "dihedral"]
-"""Training image transforms (:mod:`countclip.augment`)."""
+"""Training image transforms (:mod:`countclip.training.augment`)."""
 
 
 class TrainConfig(StrictModel):
@@ -191,7 +220,7 @@ class TrainConfig(StrictModel):
         "open_clip",
         description="training image transform: open_clip's random resized crop (the paper's), "
         "or the whole image after a random mirror (flip) / any of the 8 flips and rotations "
-        "(dihedral), which never change the count (countclip.augment)",
+        "(dihedral), which never change the count (countclip.training.augment)",
     )
     batch_size: int = Field(64, ge=2)
     steps: int = Field(400, ge=1)
@@ -215,11 +244,11 @@ class TrainConfig(StrictModel):
         "per-count recall (the counting data is skewed towards 'two'), or plain accuracy",
     )
     eval_every: int = Field(100, ge=1, description="steps between validation passes")
-    checkpoint_every: int = Field(100, ge=1)
-    workers: int = Field(0, ge=0)
+    checkpoint_every: int = speed(100, "steps between resumable checkpoints", ge=1)
+    workers: int = speed(0, "DataLoader worker processes", ge=0)
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = Field(None, description="torch CPU threads (None = torch default)")
+    device: str = speed("auto", "torch device: auto, cpu, cuda, cuda:1")
+    threads: int | None = speed(None, "torch CPU threads (None = torch default)")
 
 
 class PretrainConfig(StrictModel):
@@ -248,7 +277,7 @@ class PretrainConfig(StrictModel):
     warmup_steps: int = Field(100, ge=0)
     weight_decay: float = 0.1
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = speed(None, "torch CPU threads (None = torch default)")
 
 
 class EvalConfig(StrictModel):
@@ -256,25 +285,39 @@ class EvalConfig(StrictModel):
 
     countbench: str = Field("", description="CountBench.json path or URL")
     supplement: str | None = Field(None, description="replacement rows, same format")
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = speed(128, "images per encoder batch", ge=1)
     zero_shot: bool = True
-    zero_shot_per_class: int = Field(
-        20, ge=1, description="synthetic shape/colour images rendered per class"
+    zero_shot_datasets: dict[str, str] = Field(
+        default_factory=dict,
+        description="zero-shot task name -> CLIP_benchmark-format folder; empty with the "
+        "synthetic world = its shape and colour sets",
     )
-    zero_shot_image_size: int = Field(
-        64, ge=16, description="render size of the zero-shot images (match the download size)"
+    zero_shot_split: str = Field(
+        "test", description="split of the zero-shot folders to score (tuning uses validation)"
     )
-    zero_shot_dataset: str | None = Field(
-        None, description="a CLIP_benchmark-format folder to use instead of the synthetic set"
-    )
-    device: str = "auto"
+    device: str = speed("auto", "torch device: auto, cpu, cuda, cuda:1")
+
+
+class DaskConfig(StrictModel):
+    """The local Dask cluster of ``--runner dask`` (metadata + captions per parquet part)."""
+
+    workers: int | None = speed(None, "worker processes (None = the machine's cores)", ge=1)
+    threads_per_worker: int = speed(1, "threads per worker process", ge=1)
+    memory_limit: str | None = speed(None, "per-worker memory limit, e.g. 4GB (None = auto)")
 
 
 class PipelineConfig(StrictModel):
     """Everything a flow needs; configs/*.yaml are partial overrides of these defaults."""
 
     name: str = "demo"
-    data_root: str = Field("data", description="local path or fsspec URL for stage outputs")
+    data_root: str = Field("data", description="local directory for stage outputs and the cache")
+    lock_timeout: float | None = speed(
+        None,
+        "seconds a stage waits for another run that is writing the same stage directory; "
+        "None = as long as it takes, 0 = fail at once",
+        ge=0,
+    )
+    dask: DaskConfig = Field(default_factory=lambda: DaskConfig())
     synthetic: bool = Field(True, description="start the synthetic world (loopback server)")
     world: WorldConfig = Field(default_factory=WorldConfig)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
@@ -287,60 +330,10 @@ class PipelineConfig(StrictModel):
 
     @field_validator("data_root")
     @classmethod
-    def _expand(cls, value: str) -> str:
-        return os.path.expanduser(value)
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be read or does not validate; the message names the file."""
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``override`` into ``base`` (mappings merge, everything else replaces)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """One YAML config as a mapping; an ``extends: other.yaml`` key (relative to this file)
-    merges this file over that one, so a variant config states only what it changes."""
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(loaded, Mapping):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
-    data = dict(loaded)
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise ConfigError(f"{path}: 'extends' must be a file name, got {parent!r}")
-    base_path = (path.parent / parent).resolve()
-    if base_path in seen or base_path == path.resolve():
-        raise ConfigError(f"{path}: 'extends' forms a cycle through {base_path}")
-    return deep_merge(_read_yaml(base_path, (*seen, path.resolve())), data)
-
-
-def load_config(
-    path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
-) -> PipelineConfig:
-    """Load a YAML config (partial) over the defaults, then apply ``overrides``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        data = _read_yaml(path, seen=())
-    if overrides:
-        data = deep_merge(data, overrides)
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        where = str(path) if path is not None else "config"
-        raise ConfigError(f"{where}: {exc}") from exc
+    def _local_directory(cls, value: str) -> str:
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError(
+                f"data_root {value!r}: stages write and lock local directories; mount the "
+                "bucket (s3fs, gcsfuse, NFS) and give its path instead"
+            )
+        return os.path.expanduser(value.removeprefix("file://"))

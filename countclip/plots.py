@@ -22,7 +22,7 @@ matplotlib.use("Agg", force=False)
 import numpy as np
 from matplotlib.figure import Figure
 
-from countclip.stage import atomic_path
+from countclip.atomic import atomic_path
 
 PathLike = str | os.PathLike[str]
 

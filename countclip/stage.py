@@ -1,140 +1,90 @@
-"""Stage directories, fingerprints and manifests: the contract every pipeline stage follows.
+"""The one stage helper: identity, done-check, lock, atomic directory and manifest.
 
-Each stage writes its outputs under ``<data_root>/<stage>/<fingerprint>/`` and writes a small
-``manifest.json`` *last*. A directory with a manifest is complete; one without is garbage from a
-crash and is safe to delete or resume. Because the fingerprint covers the inputs' content
-fingerprints and the stage config, a Prefect cache hit and "the manifest already exists" always
-agree: both mean "the same inputs, the same config, already done".
+Every pipeline stage writes under ``<data_root>/<stage>/<fingerprint>/`` and writes a small
+``manifest.json`` *last*. The fingerprint is what the output is a function of
+(:mod:`countclip.fingerprints`): the semantic config, the upstream fingerprints and the stage's
+code version. The orchestration layer's cache key *is* this fingerprint, and a cache hit is
+only taken when :meth:`StagePlan.completed` agrees, so Prefect's cache and the disk never
+disagree:
+
+* **done** means the manifest exists, names this fingerprint, every output it lists still
+  exists, and the upstream manifests it was built from are the ones passed in now (a stage
+  whose upstream was recomputed, because its directory was deleted, say, is stale);
+* **one writer**: a file lock per fingerprint (:mod:`filelock`) is held from the done-check to
+  the manifest, so a second run on the same data root waits for the first and then finds the
+  stage done (or fails at once when ``COUNTCLIP_LOCK_TIMEOUT=0``);
+* **nothing half-written**: an ordinary stage builds in a temp directory that replaces the
+  stage directory when complete; a *resumable* stage (downloads, training) builds in place and
+  resumes from what a killed run left, and only the manifest marks it done.
+
+Manifests have the same keys everywhere (:data:`MANIFEST_KEYS`); stage-specific numbers live
+under ``stats``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import logging
 import os
 import shutil
-import tempfile
+import socket
 import time
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from filelock import FileLock, Timeout
 
+from countclip.atomic import (
+    DiskFullError,
+    atomic_dir,
+    atomic_write_json,
+    disk_full,
+    is_disk_full,
+)
+from countclip.fingerprints import canonical, code_version, fingerprint
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = "2"
+"""Bump when the stage directory layout or manifest format changes: every fingerprint moves."""
 MANIFEST_NAME = "manifest.json"
+LOCK_TIMEOUT_ENV = "COUNTCLIP_LOCK_TIMEOUT"
+MANIFEST_KEYS: tuple[str, ...] = (
+    "stage",
+    "fingerprint",
+    "code_version",
+    "run_id",
+    "directory",
+    "outputs",
+    "inputs",
+    "upstream_runs",
+    "config",
+    "stats",
+    "seconds",
+    "written_at",
+)
+
+Progress = Callable[[float, str], None]
+"""``progress(fraction_done, message)``: the orchestration layer turns it into a progress bar."""
 
 
-def _canonical(obj: Any) -> Any:
-    """Make ``obj`` JSON-serialisable in a stable way (pydantic models, paths, sets, tuples)."""
-    if isinstance(obj, BaseModel):
-        return _canonical(obj.model_dump(mode="json"))
-    if isinstance(obj, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, list | tuple):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, set | frozenset):
-        return sorted(_canonical(v) for v in obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+def report_to(progress: Progress | None) -> Progress:
+    """``progress`` itself, or a callback that does nothing."""
+    return progress or (lambda _fraction, _message: None)
 
 
-def fingerprint(*parts: Any, length: int = 16) -> str:
-    """A short, stable hex digest of any mix of config models, manifests, dicts and strings."""
-    payload = json.dumps([_canonical(p) for p in parts], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+def sub_progress(progress: Progress | None, start: float, end: float) -> Progress:
+    """A callback reporting ``[0, 1]`` of a sub-step as ``[start, end]`` of ``progress``."""
+    outer = report_to(progress)
+    return lambda fraction, message: outer(start + (end - start) * fraction, message)
 
 
-def file_fingerprint(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Content hash of a file (sha256, first 16 hex digits)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def stage_dir(data_root: str | os.PathLike[str], stage: str, fp: str) -> Path:
-    """``<data_root>/<stage>/<fp>`` (not created)."""
-    return Path(data_root) / stage / fp
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temp file next to ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(_canonical(obj), indent=2, sort_keys=True) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside ``path`` for a writer that needs a filename (DuckDB COPY,
-    pyarrow, matplotlib); rename it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink()
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp directory beside ``path``; on success it replaces ``path`` whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict:
-    """Write ``manifest.json`` (atomically, last) and return the manifest as written."""
-    body = dict(_canonical(dict(manifest)))
-    body.setdefault("written_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    body.setdefault("directory", str(Path(directory)))
-    atomic_write_json(Path(directory) / MANIFEST_NAME, body)
-    return body
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict | None:
-    """The manifest of a finished stage directory, or None if the stage never finished."""
-    path = Path(directory) / MANIFEST_NAME
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+class StageBusy(TimeoutError):
+    """Another run holds the stage directory's lock and the wait was not allowed (or ran out)."""
 
 
 class Timer:
@@ -147,3 +97,224 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = round(time.perf_counter() - self.start, 3)
+
+
+@dataclass
+class StageOutput:
+    """What a stage's build function returns: output paths (inside its work directory, or
+    absolute paths elsewhere) and small stats for the manifest."""
+
+    outputs: Mapping[str, str | os.PathLike[str] | list[str] | None]
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: its directory name and the module whose code it runs."""
+
+    name: str
+    module: str
+    resumable: bool = False
+
+    @property
+    def code_version(self) -> str:
+        return code_version(self.module)
+
+    def plan(
+        self,
+        data_root: str | os.PathLike[str],
+        *,
+        config: Any = None,
+        upstream: Mapping[str, Mapping[str, Any] | None] | None = None,
+        identity: Any = None,
+    ) -> StagePlan:
+        """The stage's identity for these inputs. ``identity`` is anything else the output
+        depends on (a source file's size and mtime, a model's weights hash)."""
+        upstream = dict(upstream or {})
+        semantic = canonical(config)
+        fp = fingerprint(
+            LAYOUT_VERSION,
+            self.name,
+            self.code_version,
+            semantic,
+            {k: (m or {}).get("fingerprint") for k, m in sorted(upstream.items())},
+            identity,
+        )
+        return StagePlan(self, str(data_root), fp, semantic, upstream)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage run-to-be: where it writes and how to tell it is already done."""
+
+    stage: Stage
+    data_root: str
+    fingerprint: str
+    config: Any
+    upstream: Mapping[str, Mapping[str, Any] | None]
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.data_root).expanduser().resolve() / self.stage.name / self.fingerprint
+
+    @property
+    def lock_path(self) -> Path:
+        return self.directory.with_name(f".{self.fingerprint}.lock")
+
+    def _upstream_runs(self) -> dict[str, str | None]:
+        return {k: (m or {}).get("run_id") for k, m in sorted(self.upstream.items())}
+
+    def completed(self) -> dict | None:
+        """The manifest, if this stage is done and still valid on disk; else None."""
+        manifest = read_manifest(self.directory)
+        if manifest is None:
+            return None
+        problem = self._invalid(manifest)
+        if problem:
+            log.info("%s %s: not reusable (%s)", self.stage.name, self.fingerprint, problem)
+            return None
+        return manifest
+
+    def _invalid(self, manifest: Mapping[str, Any]) -> str | None:
+        if manifest.get("fingerprint") != self.fingerprint:
+            return "the manifest names another fingerprint"
+        if dict(manifest.get("upstream_runs") or {}) != self._upstream_runs():
+            return "an upstream stage was recomputed since"
+        for name, paths in (manifest.get("outputs") or {}).items():
+            for path in paths if isinstance(paths, list) else [paths]:
+                if path is not None and not Path(path).exists():
+                    return f"output {name!r} is gone: {path}"
+        return None
+
+    def run(self, build: Callable[[Path], StageOutput], progress: Progress | None = None) -> dict:
+        """The manifest of the finished stage: reused when :meth:`completed`, else built by
+        ``build(work_dir)`` under the stage lock and written last."""
+        done = self.completed()
+        if done is not None:
+            return done
+        with self._locked():
+            done = self.completed()  # another run may have finished it while we waited
+            if done is not None:
+                return done
+            try:
+                return self._build(build, progress)
+            except OSError as exc:
+                if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                    raise disk_full(self.directory, exc) from exc
+                raise
+
+    def _build(self, build: Callable[[Path], StageOutput], progress: Progress | None) -> dict:
+        final = self.directory
+        stale = read_manifest(final) is not None  # a manifest that is no longer valid
+        with Timer() as timer:
+            if self.stage.resumable:
+                if stale:
+                    shutil.rmtree(final)
+                final.mkdir(parents=True, exist_ok=True)
+                result = build(final)
+                manifest = self._manifest(result, final, final, timer)
+                written = write_manifest(final, manifest)
+            else:
+                with atomic_dir(final) as work:
+                    result = build(work)
+                    manifest = self._manifest(result, work, final, timer)
+                    written = write_manifest(work, manifest)
+        report_to(progress)(1.0, f"{self.stage.name} done")
+        return written
+
+    def _manifest(self, result: StageOutput, work: Path, final: Path, timer: Timer) -> dict:
+        def place(path: Any) -> Any:
+            if path is None:
+                return None
+            if isinstance(path, list):
+                return [place(p) for p in path]
+            path = Path(path).resolve()
+            if path.is_relative_to(work.resolve()):
+                path = final / path.relative_to(work.resolve())
+            return str(path)
+
+        return {
+            "stage": self.stage.name,
+            "fingerprint": self.fingerprint,
+            "code_version": self.stage.code_version,
+            "run_id": uuid.uuid4().hex,
+            "directory": str(final),
+            "outputs": {k: place(v) for k, v in result.outputs.items()},
+            "inputs": {k: (m or {}).get("fingerprint") for k, m in sorted(self.upstream.items())},
+            "upstream_runs": self._upstream_runs(),
+            "config": self.config,
+            "stats": dict(result.stats),
+            "seconds": round(time.perf_counter() - timer.start, 3),
+        }
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        timeout = lock_timeout()
+        lock = FileLock(str(self.lock_path), timeout=-1 if timeout is None else timeout)
+        owner = self.lock_path.with_suffix(".owner")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = _read_owner(owner)
+            if timeout == 0:
+                raise StageBusy(
+                    f"{self.directory}: another run ({holder}) is writing this stage and "
+                    f"{LOCK_TIMEOUT_ENV}=0 (lock_timeout: 0) says not to wait; let it finish, "
+                    "or use another data_root"
+                ) from None
+            log.warning("%s: waiting for another run (%s) to finish it", self.directory, holder)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise StageBusy(
+                    f"{self.directory}: another run ({holder}) held this stage for more than "
+                    f"lock_timeout={timeout} s"
+                ) from None
+        try:
+            owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}")
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                owner.unlink()
+            lock.release()
+
+
+def _read_owner(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def lock_timeout() -> float | None:
+    """Seconds to wait for a stage lock: ``COUNTCLIP_LOCK_TIMEOUT`` (unset = no limit)."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{LOCK_TIMEOUT_ENV}={raw!r}: not a number of seconds") from None
+    return None if value < 0 else value
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict:
+    """Write ``manifest.json`` (atomically) and return the manifest as written."""
+    body = dict(canonical(dict(manifest)))
+    body.setdefault("written_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    body.setdefault("directory", str(Path(directory)))
+    atomic_write_json(Path(directory) / MANIFEST_NAME, body)
+    return body
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict | None:
+    """The manifest in ``directory``, or None if there is none (or it is unreadable)."""
+    path = Path(directory) / MANIFEST_NAME
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        log.warning("%s: unreadable manifest (%s); the stage will be recomputed", path, exc)
+        return None

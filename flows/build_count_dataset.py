@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from countclip.config import PipelineConfig
-from flows.common import Runner, build_stages, resolve_config, world_context
+from countclip_flows.common import Runner, build_stages, resolve_config, world_context
 
 
 @flow(name="build-count-dataset", log_prints=True)
@@ -26,8 +26,8 @@ def build_count_dataset(
     with world_context(cfg):
         manifests = build_stages(cfg, runner)
     print(
-        f"counting set: {manifests['counting'].get('successes')} images, "
-        f"common set: {manifests['common'].get('successes')} images, "
-        f"λ: {manifests['lambdas'].get('lambdas')}"
+        f"counting set: {manifests['counting']['stats']['successes']} images, "
+        f"common set: {manifests['common']['stats']['successes']} images, "
+        f"λ: {manifests['lambdas']['stats']['lambdas']}"
     )
     return manifests

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 from countclip.config import PipelineConfig
-from tasks.caching import bind
-from tasks.captions import captions_task
-from tasks.download import download_task
-from tasks.lambdas import lambdas_task
-from tasks.metadata import metadata_for
-from tasks.world import synthetic_world, world_task
+from countclip.stage import LOCK_TIMEOUT_ENV
+from countclip.synthetic.stage import world_source, zero_shot_datasets
+from countclip_tasks.caching import bind
+from countclip_tasks.captions import captions_task
+from countclip_tasks.download import download_task
+from countclip_tasks.lambdas import lambdas_task
+from countclip_tasks.metadata import metadata_for
+from countclip_tasks.world import synthetic_world, world_task
 
 Runner = Literal["default", "dask"]
 
@@ -31,28 +33,40 @@ def resolve_config(cfg: PipelineConfig | dict | None, data_root: str | None) -> 
         cfg = PipelineConfig.model_validate(cfg)
     else:
         cfg = cfg.model_copy(deep=True)
-    root = data_root or cfg.data_root
-    if "://" not in root:
-        root = str(Path(os.path.expanduser(root)).resolve())
-    cfg.data_root = root
+    if data_root:
+        cfg.data_root = data_root  # validated: a local directory
+    cfg.data_root = str(Path(cfg.data_root).expanduser().resolve())
+    apply_lock_timeout(cfg.lock_timeout)
     return cfg
+
+
+def apply_lock_timeout(seconds: float | None) -> None:
+    """``lock_timeout`` for every stage this process (and its Dask workers) runs: the library
+    reads it from the environment, which worker processes inherit."""
+    if seconds is None:
+        os.environ.pop(LOCK_TIMEOUT_ENV, None)
+    else:
+        os.environ[LOCK_TIMEOUT_ENV] = str(seconds)
 
 
 @contextlib.contextmanager
 def world_context(cfg: PipelineConfig) -> Iterator[dict | None]:
     """For synthetic configs: serve the world for the block and point the config at it.
 
-    Sets ``cfg.metadata.source`` (and ``cfg.evaluate.countbench`` unless given) to the world's
-    files; yields the world manifest, or None for real data.
+    Sets ``cfg.metadata.source`` (and ``cfg.evaluate.countbench`` and
+    ``cfg.evaluate.zero_shot_datasets`` unless given) to the world's files; yields the world
+    manifest, or None for real data.
     """
     if not cfg.synthetic:
         yield None
         return
     with synthetic_world(cfg.world) as base_url:
         world = bind(world_task, cfg.data_root)(cfg.world, cfg.data_root, base_url)
-        cfg.metadata.source = world["source"]
+        cfg.metadata.source = world_source(world)
         if not cfg.evaluate.countbench:
             cfg.evaluate.countbench = world["outputs"]["countbench"]
+        if not cfg.evaluate.zero_shot_datasets:
+            cfg.evaluate.zero_shot_datasets = zero_shot_datasets(world)
         yield world
 
 
@@ -60,7 +74,7 @@ def build_stages(cfg: PipelineConfig, runner: Runner = "default") -> dict:
     """metadata -> captions -> download (counting ∥ common) -> λ; returns every manifest."""
     root = cfg.data_root
     if runner == "dask":
-        from flows.dask_captions import captions_over_parts
+        from countclip_flows.dask_captions import captions_over_parts
 
         metadata, captions = captions_over_parts(cfg)
     else:

@@ -8,13 +8,15 @@ each part is its own cached task, so adding parts recomputes only the new ones.
 from __future__ import annotations
 
 import glob
+import os
 
 from prefect import flow
 
-from countclip.config import PipelineConfig
-from tasks.caching import bind
-from tasks.captions import captions_task, merge_captions_task
-from tasks.metadata import is_remote, metadata_for
+from countclip.config import DaskConfig, PipelineConfig
+from countclip.data.metadata import is_remote
+from countclip_tasks.caching import bind
+from countclip_tasks.captions import captions_task, merge_captions_task
+from countclip_tasks.metadata import metadata_for
 
 
 def source_parts(source: str) -> list[str]:
@@ -27,14 +29,19 @@ def source_parts(source: str) -> list[str]:
     return parts
 
 
-def dask_runner(workers: int = 2):
+def dask_runner(cfg: DaskConfig):
+    """A local Dask cluster of ``cfg.workers`` processes (default: one per core)."""
     from prefect_dask import DaskTaskRunner
 
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                        "dashboard_address": None},
-    )  # fmt: skip
+    kwargs = {
+        "n_workers": cfg.workers or os.cpu_count() or 1,
+        "threads_per_worker": cfg.threads_per_worker,
+        "processes": True,
+        "dashboard_address": None,
+    }
+    if cfg.memory_limit:
+        kwargs["memory_limit"] = cfg.memory_limit
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
 
 
 @flow(name="captions-over-parts")
@@ -49,7 +56,15 @@ def captions_parts_flow(cfg: PipelineConfig) -> tuple[list[dict], dict]:
     return [m.result() for m in metadata], merged
 
 
-def captions_over_parts(cfg: PipelineConfig, workers: int = 2) -> tuple[dict, dict]:
-    """Run the per-part subflow on a local Dask cluster; returns (metadata, captions)."""
-    metadata, merged = captions_parts_flow.with_options(task_runner=dask_runner(workers))(cfg)
-    return {"stage": "metadata", "parts": metadata, "fingerprint": merged["fingerprint"]}, merged
+def captions_over_parts(cfg: PipelineConfig) -> tuple[dict, dict]:
+    """Run the per-part subflow on a local Dask cluster; returns (metadata, captions), where
+    metadata summarises the per-part metadata manifests."""
+    flow = captions_parts_flow.with_options(task_runner=dask_runner(cfg.dask))
+    metadata, merged = flow(cfg)
+    summary = {
+        "stage": "metadata",
+        "fingerprint": merged["fingerprint"],
+        "outputs": {},
+        "stats": {"parts": [m["fingerprint"] for m in metadata]},
+    }
+    return summary, merged

@@ -14,12 +14,12 @@ from pathlib import Path
 from prefect import flow
 
 from countclip.config import PipelineConfig, TrainConfig
-from flows.common import Runner, build_stages, resolve_config, world_context
-from flows.evaluate_countbench import model_ref_for
-from tasks.caching import bind
-from tasks.evaluate import countbench_task, evaluate_task, report_task
-from tasks.pretrain import pretrain_task
-from tasks.train import train_task
+from countclip_flows.common import Runner, build_stages, resolve_config, world_context
+from countclip_flows.evaluate_countbench import model_ref_for
+from countclip_tasks.caching import bind
+from countclip_tasks.evaluate import countbench_task, evaluate_task, report_task
+from countclip_tasks.pretrain import pretrain_task
+from countclip_tasks.train import train_task
 
 
 def control_config(train: TrainConfig) -> TrainConfig:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 
 from countclip.config import PipelineConfig
-from countclip.promotion import read_promoted
-from flows.common import resolve_config, world_context
-from tasks.caching import bind
-from tasks.evaluate import countbench_task, evaluate_task
+from countclip.evaluation.promotion import read_promoted
+from countclip_flows.common import resolve_config, world_context
+from countclip_tasks.caching import bind
+from countclip_tasks.evaluate import countbench_task, evaluate_task
 
 
 def model_ref_for(cfg: PipelineConfig, checkpoint: str | None, label: str) -> dict:

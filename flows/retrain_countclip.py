@@ -10,12 +10,12 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from countclip.config import PipelineConfig
-from flows.common import Runner, build_stages, resolve_config, world_context
-from flows.evaluate_countbench import model_ref_for
-from tasks.caching import bind
-from tasks.evaluate import countbench_task, evaluate_task
-from tasks.promotion import promote_task
-from tasks.train import train_task
+from countclip_flows.common import Runner, build_stages, resolve_config, world_context
+from countclip_flows.evaluate_countbench import model_ref_for
+from countclip_tasks.caching import bind
+from countclip_tasks.evaluate import countbench_task, evaluate_task
+from countclip_tasks.promotion import promote_task
+from countclip_tasks.train import train_task
 
 
 @flow(name="retrain-countclip", log_prints=True)

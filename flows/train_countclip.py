@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from countclip.config import PipelineConfig
-from flows.common import Runner, build_stages, resolve_config, world_context
-from tasks.caching import bind
-from tasks.train import train_task
+from countclip_flows.common import Runner, build_stages, resolve_config, world_context
+from countclip_tasks.caching import bind
+from countclip_tasks.train import train_task
 
 
 @flow(name="train-countclip", log_prints=True)
@@ -28,7 +28,7 @@ def train_countclip(
             data["counting"], data["common"], data["lambdas"], cfg.train, cfg.data_root, label=label
         )
     print(
-        f"{label}: best val counting accuracy {manifest.get('best_val_count_acc')}, "
+        f"{label}: best val counting accuracy {manifest['stats'].get('best_val_count_acc')}, "
         f"checkpoint {manifest.get('outputs', {}).get('checkpoint')}"
     )
     return manifest

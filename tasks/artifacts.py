@@ -124,20 +124,11 @@ def manifest_markdown(title: str, manifest: Mapping[str, Any]) -> str:
         f"- stage: `{manifest.get('stage')}`",
         f"- fingerprint: `{manifest.get('fingerprint')}`",
         f"- directory: `{manifest.get('directory')}`",
+        f"- code version: `{manifest.get('code_version')}`",
         f"- seconds: {manifest.get('seconds')}",
         "",
     ]
-    skip = {
-        "stage",
-        "fingerprint",
-        "directory",
-        "outputs",
-        "inputs",
-        "config",
-        "seconds",
-        "written_at",
-    }
-    stats = {k: v for k, v in manifest.items() if k not in skip}
+    stats = manifest.get("stats") or {}
     if stats:
         lines += ["## Stats", "", "| stat | value |", "| --- | --- |"]
         lines += [f"| {k} | {_short(v)} |" for k, v in sorted(stats.items())]

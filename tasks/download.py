@@ -17,9 +17,10 @@ from prefect import task
 from prefect.runtime import task_run
 
 from countclip.config import DownloadConfig
-from tasks import artifacts
-from tasks.caching import stage_cache
-from tasks.retrying import transient_retries
+from countclip.data.download.stage import plan_download_stage, run_download_stage
+from countclip_tasks import artifacts
+from countclip_tasks.caching import stage_cache
+from countclip_tasks.retrying import transient_retries
 
 INJECT_ENV = "COUNTCLIP_INJECT_DOWNLOAD_FAILURES"
 
@@ -36,9 +37,7 @@ def _maybe_inject_failure(table: str) -> None:
 
 @task(
     name="download",
-    cache_policy=stage_cache(
-        "countclip.download", "countclip.download_results", "countclip.img2dataset_runner"
-    ),
+    cache_policy=stage_cache(plan_download_stage),
     persist_result=True,
     task_run_name="download-{table}",
     **transient_retries(retries=3, backoff=2.0, jitter=0.5),
@@ -47,14 +46,13 @@ def download_task(
     source_manifest: dict, table: Literal["counting", "common"], cfg: DownloadConfig, data_root: str
 ) -> dict:
     """Download one table of the caption stage's output (``counting`` or ``common``)."""
-    from countclip.download import run_download_stage
-
     _maybe_inject_failure(table)
     progress = artifacts.ProgressReporter(f"download-{table}-progress", f"download {table}")
     manifest = run_download_stage(source_manifest, table, cfg, data_root, progress=progress)
     progress.done()
-    failures = manifest.get("failures_by_error") or {}
-    rows = [{"outcome": "success", "samples": manifest.get("successes", 0)}]
+    stats = manifest["stats"]
+    failures = stats.get("failures_by_error") or {}
+    rows = [{"outcome": "success", "samples": stats.get("successes", 0)}]
     rows += [{"outcome": str(err), "samples": n} for err, n in failures.items()]
     artifacts.table(
         f"download-{table}-results", rows, f"{table} download: successes and failures by error"

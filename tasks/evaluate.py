@@ -6,29 +6,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from countclip.config import DownloadConfig, EvalConfig
-from tasks import artifacts
-from tasks.caching import stage_cache
-from tasks.retrying import transient_retries
+from countclip.evaluation.countbench import plan_countbench_stage, run_countbench_stage
+from countclip.evaluation.stage import plan_evaluation_stage, run_evaluation_stage
+from countclip_tasks import artifacts
+from countclip_tasks.caching import stage_cache
+from countclip_tasks.retrying import transient_retries
 
 
 @task(
     name="countbench",
-    # The stage runs the download stage (img2dataset) and the caption parser on CountBench's
-    # rows: editing either must re-fetch, not reuse a manifest they would now write differently.
-    cache_policy=stage_cache(
-        "countclip.countbench",
-        "countclip.download",
-        "countclip.download_results",
-        "countclip.img2dataset_runner",
-        "countclip.captions",
-    ),
+    cache_policy=stage_cache(plan_countbench_stage),
     persist_result=True,
     **transient_retries(retries=3, backoff=2.0, jitter=0.5),
 )
 def countbench_task(cfg: EvalConfig, download_cfg: DownloadConfig, data_root: str) -> dict:
     """Download CountBench's images (remote URLs: transient failures are retried)."""
-    from countclip.countbench import run_countbench_stage
-
     progress = artifacts.ProgressReporter("countbench-progress", "CountBench download")
     manifest = run_countbench_stage(cfg, download_cfg, data_root, progress=progress)
     progress.done()
@@ -37,29 +29,17 @@ def countbench_task(cfg: EvalConfig, download_cfg: DownloadConfig, data_root: st
 
 
 def _per_count_rows(manifest: dict) -> list[dict]:
-    """Per-count accuracy rows from whichever key the evaluation manifest uses."""
-    for key in ("per_count_accuracy", "per_count", "accuracy_per_count"):
-        value = manifest.get(key)
-        if isinstance(value, dict):
-            return [
-                {"count": int(c), "accuracy": v}
-                for c, v in sorted(value.items(), key=lambda kv: int(kv[0]))
-            ]
-    return []
+    """Per-count accuracy rows of an evaluation manifest."""
+    value = manifest["stats"].get("per_count_accuracy") or {}
+    return [
+        {"count": int(c), "accuracy": v}
+        for c, v in sorted(value.items(), key=lambda kv: int(kv[0]))
+    ]
 
 
 @task(
     name="evaluate",
-    cache_policy=stage_cache(
-        "countclip.evaluate",
-        "countclip.countbench_scoring",
-        "countclip.encoding",
-        "countclip.zeroshot",
-        "countclip.model",
-        "countclip.captions",
-        "countclip.tokens",
-        "countclip.runtime",
-    ),
+    cache_policy=stage_cache(plan_evaluation_stage),
     persist_result=True,
     retries=0,
     task_run_name="evaluate-{model_ref[label]}",
@@ -68,8 +48,6 @@ def evaluate_task(
     model_ref: dict, countbench_manifest: dict, cfg: EvalConfig, data_root: str
 ) -> dict:
     """CountBench metrics of one model (deterministic: no retries)."""
-    from countclip.evaluate import run_evaluation_stage
-
     label = str(model_ref.get("label", "model"))
     progress = artifacts.ProgressReporter(f"evaluate-{label}-progress", f"evaluating {label}")
     manifest = run_evaluation_stage(
@@ -93,7 +71,7 @@ def report_task(results: dict, out_dir: str) -> dict:
     """Write the comparison report and publish it as a markdown artifact."""
     from pathlib import Path
 
-    from countclip.report import write_comparison_report
+    from countclip.evaluation.report import write_comparison_report
 
     report = write_comparison_report(results, out_dir)
     text = Path(report["markdown"]).read_text()

@@ -5,24 +5,23 @@ from __future__ import annotations
 from prefect import task
 
 from countclip.config import LambdaConfig
-from tasks import artifacts
-from tasks.caching import stage_cache
+from countclip.data.lambdas import plan_lambda_stage, run_lambda_stage
+from countclip_tasks import artifacts
+from countclip_tasks.caching import stage_cache
 
 
 @task(
     name="lambdas",
     task_run_name="lambdas",
-    cache_policy=stage_cache("countclip.lambdas"),
+    cache_policy=stage_cache(plan_lambda_stage),
     persist_result=True,
     retries=0,
 )
 def lambdas_task(download_manifest: dict, cfg: LambdaConfig, data_root: str) -> dict:
     """Deterministic arithmetic over local shards: no retries."""
-    from countclip.lambdas import run_lambda_stage
-
     manifest = run_lambda_stage(download_manifest, cfg, data_root)
-    freqs = manifest.get("frequencies") or {}
-    lambdas = manifest.get("lambdas") or {}
+    stats = manifest["stats"]
+    freqs, lambdas = stats["frequencies"], stats["lambdas"]
     rows = [
         {"count": int(c), "downloaded": freqs.get(c, 0), "lambda": lambdas.get(c)}
         for c in sorted(set(freqs) | set(lambdas), key=int)
@@ -30,7 +29,7 @@ def lambdas_task(download_manifest: dict, cfg: LambdaConfig, data_root: str) -> 
     artifacts.table(
         "lambdas-per-count",
         rows,
-        f"class frequencies and λ ({manifest.get('scheme', cfg.scheme)} scheme)",
+        f"class frequencies and λ ({stats['scheme']} scheme)",
     )
     artifacts.links("lambdas", manifest.get("outputs") or {})
     return manifest

@@ -5,27 +5,21 @@ from __future__ import annotations
 from prefect import task
 
 from countclip.config import MetadataConfig
-from tasks import artifacts
-from tasks.caching import stage_cache
-from tasks.retrying import transient_retries
-
-
-def is_remote(source: str) -> bool:
-    """True for sources read over the network (https://, hf://, s3://...)."""
-    return "://" in source and not source.startswith("file://")
+from countclip.data.metadata import is_remote, plan_metadata_stage, run_metadata_stage
+from countclip_tasks import artifacts
+from countclip_tasks.caching import stage_cache
+from countclip_tasks.retrying import transient_retries
 
 
 @task(
     name="metadata",
     task_run_name="metadata",
-    cache_policy=stage_cache("countclip.metadata"),
+    cache_policy=stage_cache(plan_metadata_stage),
     persist_result=True,
     retries=0,
 )
 def metadata_task(cfg: MetadataConfig, data_root: str) -> dict:
     """Select counting candidates and a common (non-counting) sample from the source."""
-    from countclip.metadata import run_metadata_stage
-
     progress = artifacts.ProgressReporter("metadata-progress", "metadata scan")
     manifest = run_metadata_stage(cfg, data_root, progress=progress)
     progress.done()

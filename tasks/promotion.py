@@ -1,4 +1,5 @@
-"""Promotion task for ``retrain-countclip`` (the rule lives in :mod:`countclip.promotion`)."""
+"""Promotion task for ``retrain-countclip`` (the rule lives in
+:mod:`countclip.evaluation.promotion`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from countclip.promotion import promote, read_history, read_promoted
-from tasks import artifacts
+from countclip.evaluation.promotion import promote, read_history, read_promoted
+from countclip_tasks import artifacts
 
 __all__ = ["promote_task", "read_history", "read_promoted"]
 

@@ -13,11 +13,15 @@ from typing import Any
 
 from prefect.tasks import exponential_backoff
 
+from countclip.atomic import is_disk_full
+from countclip.stage import StageBusy
+
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     FileNotFoundError,
     KeyError,
     TypeError,
+    StageBusy,  # another run holds the stage and this one was told not to wait
 )
 
 
@@ -33,9 +37,12 @@ def _exception_of(state: Any) -> BaseException | None:
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """``retry_condition_fn``: retry anything but the permanent, bad-input errors."""
+    """``retry_condition_fn``: retry anything but bad input and a full disk (a retry cannot
+    free space; it only hides the message behind minutes of backoff)."""
     exc = _exception_of(state)
-    return not isinstance(exc, PERMANENT_ERRORS)
+    if exc is None:
+        return True
+    return not (isinstance(exc, PERMANENT_ERRORS) or is_disk_full(exc))
 
 
 def transient_retries(retries: int = 3, backoff: float = 2.0, jitter: float = 0.5) -> dict:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from prefect import task
 
 from countclip.config import TrainConfig
-from tasks import artifacts
-from tasks.caching import TRAINING_LOOP_MODULES, stage_cache
+from countclip.training.stage import plan_training, run_training
+from countclip_tasks import artifacts
+from countclip_tasks.caching import stage_cache
 
 
 @task(
     name="train",
-    cache_policy=stage_cache("countclip.train_stage", *TRAINING_LOOP_MODULES),
+    cache_policy=stage_cache(plan_training),
     persist_result=True,
     retries=0,
     task_run_name="train-{label}",
@@ -25,8 +26,6 @@ def train_task(
     label: str = "countclip",
 ) -> dict:
     """Train one model. No retries: the stage resumes from its last checkpoint when rerun."""
-    from countclip.train_stage import run_training
-
     progress = artifacts.ProgressReporter(f"train-{label}-progress", f"training {label}")
     manifest = run_training(
         counting_manifest, common_manifest, lambdas_manifest, cfg, data_root, progress=progress

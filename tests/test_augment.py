@@ -8,11 +8,11 @@ from object_counting import components, object_mask
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from pydantic import ValidationError
 
-from countclip.augment import CountPreservingAugment, training_transform
 from countclip.config import TrainConfig
-from countclip.model import TINY_MODEL, create_model
 from countclip.synthetic.render import render_scene
 from countclip.synthetic.world import Scene
+from countclip.training.augment import CountPreservingAugment, training_transform
+from countclip.training.model import TINY_MODEL, create_model
 
 SIZE = 64
 _MEAN = torch.tensor(OPENAI_DATASET_MEAN).view(3, 1, 1)

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from countclip.caption_stage import run_caption_stage
-from countclip.captions import (
+from countclip.config import CaptionConfig
+from countclip.data.captions.parser import (
     NUMBER_WORDS,
     REJECT_REASONS,
     CaptionError,
@@ -19,7 +19,7 @@ from countclip.captions import (
     parse_caption,
     parse_captions,
 )
-from countclip.config import CaptionConfig
+from countclip.data.captions.stage import run_caption_stage
 
 # (caption, expected count) — captions in the style of LAION-400M alt texts
 ACCEPTED = [

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from countclip.cli import build_parser, parse_set
-from countclip.config import ConfigError, load_config
+from countclip.yamlconfig import ConfigError, load_config
+from countclip_flows.cli import build_parser, parse_set
 
 REPO = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("build", "train", "evaluate", "demo")
@@ -43,7 +43,7 @@ def test_parse_set_nests_and_parses_yaml() -> None:
 
 def test_bad_config_key_is_a_clear_error() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "countclip.cli", "build", "--config",
+        [sys.executable, "-m", "countclip_flows.cli", "build", "--config",
          str(REPO / "configs" / "synthetic-small.yaml"), "--set", "captions.batch_sise=3"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -52,7 +52,7 @@ def test_bad_config_key_is_a_clear_error() -> None:
 
 
 def test_library_layer_does_not_import_prefect() -> None:
-    code = "import sys, countclip.cli; print('prefect' in sys.modules)"
+    code = "import sys, countclip_flows.cli; print('prefect' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 

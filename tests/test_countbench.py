@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from countclip.countbench import CountBenchFormatError, load_countbench
+from countclip.evaluation.countbench import CountBenchFormatError, load_countbench
 
 ROWS = [
     {"image_url": "http://127.0.0.1:1/img/1.jpg", "text": "Two cats on a sofa", "number": 2},

@@ -12,8 +12,10 @@ import pytest
 import torch
 import webdataset as wds
 
-from countclip.config import COUNTS
-from countclip.data import (
+from countclip.counts import COUNTS
+from countclip.data.captions.words import NUMBER_WORDS
+from countclip.synthetic.shards import write_synthetic_shards
+from countclip.training.loader import (
     Samples,
     ShardError,
     TrainBatches,
@@ -24,11 +26,9 @@ from countclip.data import (
     load_samples,
     stream_indices,
 )
-from countclip.model import TINY_MODEL
-from countclip.numbers import NUMBER_WORDS
-from countclip.shard_index import ShardReader
-from countclip.synthetic.shards import write_synthetic_shards
-from countclip.tokens import crop_span, crop_to_context, token_count
+from countclip.training.model import TINY_MODEL
+from countclip.training.shard_index import ShardReader
+from countclip.training.tokens import crop_span, crop_to_context, token_count
 
 torch.set_num_threads(1)
 WORDS = {n: NUMBER_WORDS[n] for n in COUNTS}

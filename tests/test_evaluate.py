@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from countclip.config import COUNTS
-from countclip.evaluate import countbench_metrics, metrics_from_similarities
-from countclip.report import comparison_table, write_comparison_report
+from countclip.counts import COUNTS
+from countclip.evaluation.report import comparison_table, write_comparison_report
+from countclip.evaluation.stage import countbench_metrics, metrics_from_similarities
 
 torch.set_num_threads(1)
 
@@ -140,7 +140,7 @@ def test_comparison_report(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny():
-    from countclip.model import TINY_MODEL, load_model
+    from countclip.training.model import TINY_MODEL, load_model
 
     torch.manual_seed(0)
     return load_model(TINY_MODEL, None, "cpu")
@@ -153,7 +153,7 @@ LONG = (
 
 
 def test_long_caption_keeps_its_number_word(tiny) -> None:
-    from countclip.evaluate import count_captions
+    from countclip.evaluation.stage import count_captions
 
     _, _, tokenizer = tiny
     assert len(tokenizer.encode(LONG)) + 2 > tokenizer.context_length  # would be truncated
@@ -172,7 +172,7 @@ def test_long_caption_keeps_its_number_word(tiny) -> None:
 
 
 def test_trimmed_text_encoding_is_exact(tiny) -> None:
-    from countclip.evaluate import encode_texts
+    from countclip.evaluation.stage import encode_texts
 
     model, _, tokenizer = tiny
     texts = ["two stars", LONG, "x", "Nine red circles on the table."] * 3
@@ -186,7 +186,7 @@ def test_trimmed_text_encoding_is_exact(tiny) -> None:
 
 
 def test_zero_shot_synthetic_and_clip_benchmark_folder(tiny, tmp_path: Path) -> None:
-    from countclip.zeroshot import write_clip_benchmark_folder, zero_shot_eval
+    from countclip.evaluation.zeroshot import write_clip_benchmark_folder, zero_shot_eval
 
     model, preprocess, tokenizer = tiny
     res = zero_shot_eval(model, preprocess, tokenizer, per_class=2, image_size=48)
@@ -208,7 +208,7 @@ def test_zero_shot_synthetic_and_clip_benchmark_folder(tiny, tmp_path: Path) -> 
 
 def test_zero_shot_validation_scenes_are_not_the_test_scenes() -> None:
     """Tuning on the validation scenes must not see the reported check's images."""
-    from countclip.zeroshot import TEST_SEED, VALIDATION_SEED, synthetic_samples
+    from countclip.evaluation.zeroshot import TEST_SEED, VALIDATION_SEED, synthetic_samples
 
     for task in ("shape", "colour"):
         test = list(synthetic_samples(task, 3, 32, TEST_SEED))
@@ -229,7 +229,7 @@ def countbench_manifest(tmp_path_factory):
     """Synthetic CountBench (3 per count) served on loopback, plus a dead URL, a long caption
     and a supplement row, downloaded by the real img2dataset stage."""
     from countclip.config import DownloadConfig, EvalConfig, WorldConfig
-    from countclip.countbench import run_countbench_stage
+    from countclip.evaluation.countbench import run_countbench_stage
     from countclip.synthetic import ImageServer, write_countbench
 
     root = tmp_path_factory.mktemp("countbench")
@@ -273,8 +273,8 @@ def test_countbench_stage_reports_dead_urls(countbench_manifest) -> None:
 
 @SLOW
 def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Path) -> None:
-    from countclip.evaluate import evaluate_countbench, run_evaluation_stage
-    from countclip.model import TINY_MODEL, save_checkpoint_for_open_clip
+    from countclip.evaluation.stage import evaluate_countbench, run_evaluation_stage
+    from countclip.training.model import TINY_MODEL, save_checkpoint_for_open_clip
 
     manifest, cfg, root = countbench_manifest
     model, preprocess, tokenizer = tiny
@@ -333,7 +333,7 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
 
 
 def test_model_ref_from_train_manifest() -> None:
-    from countclip.evaluate import model_ref_from_train_manifest
+    from countclip.evaluation.stage import model_ref_from_train_manifest
 
     manifest = {
         "stage": "train",

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from countclip.config import PipelineConfig, load_config
+from countclip.config import PipelineConfig
+from countclip.yamlconfig import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWS = {
@@ -38,11 +39,11 @@ def test_transient_download_failure_is_retried(prefect_harness, tmp_path, monkey
     retries, and the flow completes with the images downloaded."""
     from prefect import flow
 
-    from flows.common import resolve_config, world_context
-    from tasks.caching import bind
-    from tasks.captions import captions_task
-    from tasks.download import INJECT_ENV, download_task
-    from tasks.metadata import metadata_task
+    from countclip_flows.common import resolve_config, world_context
+    from countclip_tasks.caching import bind
+    from countclip_tasks.captions import captions_task
+    from countclip_tasks.download import INJECT_ENV, download_task
+    from countclip_tasks.metadata import metadata_task
 
     @flow(name="retry-check")
     def retry_check(cfg: PipelineConfig) -> dict:
@@ -77,8 +78,8 @@ def test_bad_input_fails_at_once_without_retries(prefect_harness, tmp_path) -> N
     even the retrying variant does not retry FileNotFoundError/ValueError."""
     from prefect import flow
 
-    from tasks.caching import bind
-    from tasks.metadata import metadata_for, remote_metadata_task
+    from countclip_tasks.caching import bind
+    from countclip_tasks.metadata import metadata_for, remote_metadata_task
 
     missing = tmp_path / "nope" / "*.parquet"
     cfg = PipelineConfig(data_root=str(tmp_path), synthetic=False)
@@ -149,7 +150,7 @@ def test_prefect_yaml_deployments() -> None:
 
 
 def test_promotion_keeps_the_better_model(prefect_harness, tmp_path) -> None:
-    from tasks.promotion import promote_task, read_history, read_promoted
+    from countclip_tasks.promotion import promote_task, read_history, read_promoted
 
     root = str(tmp_path)
 
@@ -168,7 +169,7 @@ def test_promotion_keeps_the_better_model(prefect_harness, tmp_path) -> None:
 @pytest.mark.slow
 def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None:
     """runner="dask": metadata + captions per parquet part on a real LocalCluster, merged."""
-    from flows.build_count_dataset import build_count_dataset
+    from countclip_flows.build_count_dataset import build_count_dataset
 
     cfg = load_config(
         REPO / "configs" / "synthetic-small.yaml",
@@ -190,7 +191,7 @@ def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None
 def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
     """The `make demo` wiring on a tiny world: both fine-tunes start from the baseline, and the
     report compares all three models on the same CountBench images."""
-    from flows.demo import demo
+    from countclip_flows.demo import demo
 
     cfg = load_config(
         REPO / "configs" / "synthetic-small.yaml",

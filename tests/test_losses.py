@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
-from countclip.losses import CountingClipLoss, counting_loss
+from countclip.training.losses import CountingClipLoss, counting_loss
 
 torch.set_num_threads(1)
 
@@ -116,7 +116,7 @@ def test_counting_clip_loss_parts():
 
 def test_gradient_reaches_both_towers_of_the_tiny_model():
     from countclip.config import ModelConfig
-    from countclip.model import create_model
+    from countclip.training.model import create_model
 
     torch.manual_seed(0)
     model, _, _, tokenizer = create_model(ModelConfig())

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from countclip.caption_stage import run_caption_stage
 from countclip.config import CaptionConfig, MetadataConfig
-from countclip.metadata import (
+from countclip.data.captions.stage import run_caption_stage
+from countclip.data.metadata import (
     LAION_COLUMNS,
     MetadataError,
     MetadataSourceNotFound,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from countclip.config import ModelConfig
-from countclip.model import (
+from countclip.training.model import (
     TINY_MODEL,
     TINY_MODEL_CONFIG,
     create_model,
@@ -81,7 +81,7 @@ def test_tower_locking():
 
 
 def test_trimmed_text_encoding_matches_open_clip(tiny):
-    from countclip.model import TrainForward, encode_text_trimmed, unwrap_model
+    from countclip.training.model import TrainForward, encode_text_trimmed, unwrap_model
 
     model, _, _, tokenizer = tiny
     texts = tokenizer(["two red stars", "a picture of seven blue circles on a textured plate"])

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from countclip.config import PretrainConfig, WorldConfig
-from countclip.data import load_samples
-from countclip.model import TINY_MODEL, load_model
-from countclip.pretrain import render_corpus, run_pretrain_stage
 from countclip.synthetic import generate_metadata
-from countclip.validation import validation_scores
+from countclip.synthetic.pretrain import render_corpus, run_pretrain_stage
+from countclip.training.loader import load_samples
+from countclip.training.model import TINY_MODEL, load_model
+from countclip.training.validation import validation_scores
 
 torch.set_num_threads(1)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from countclip.config import load_config
+from countclip.yamlconfig import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = {"synthetic-world", "metadata"}
@@ -47,7 +47,7 @@ def task_states(flow_state) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, tmp_path_factory):
-    from flows.build_count_dataset import build_count_dataset
+    from countclip_flows.build_count_dataset import build_count_dataset
 
     root = tmp_path_factory.mktemp("cache-data")
     state = build_count_dataset(cfg=small_config(root), return_state=True)
@@ -66,7 +66,7 @@ def test_first_run_computes_every_stage(first_run) -> None:
 
 
 def test_second_run_is_all_cache_hits(first_run) -> None:
-    from flows.build_count_dataset import build_count_dataset
+    from countclip_flows.build_count_dataset import build_count_dataset
 
     root, state1 = first_run
     state2 = build_count_dataset(cfg=small_config(root), return_state=True)
@@ -77,7 +77,7 @@ def test_second_run_is_all_cache_hits(first_run) -> None:
 
 
 def test_caption_change_recomputes_exactly_downstream(first_run) -> None:
-    from flows.build_count_dataset import build_count_dataset
+    from countclip_flows.build_count_dataset import build_count_dataset
 
     root, state1 = first_run
     state = build_count_dataset(

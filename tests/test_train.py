@@ -17,11 +17,11 @@ import torch
 import yaml
 
 from countclip.config import TrainConfig
-from countclip.model import TINY_MODEL
-from countclip.optim import param_groups, warmup_cosine
 from countclip.synthetic.shards import write_synthetic_shards
-from countclip.train import train
-from countclip.train_stage import run_training
+from countclip.training.loop import train
+from countclip.training.model import TINY_MODEL
+from countclip.training.optim import param_groups, warmup_cosine
+from countclip.training.stage import run_training
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_schedule_and_param_groups():
     assert [round(f(s), 4) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
     assert f(6) == pytest.approx(0.5) and f(10) == pytest.approx(0.0)
     from countclip.config import ModelConfig
-    from countclip.model import create_model
+    from countclip.training.model import create_model
 
     model = create_model(ModelConfig())[0]
     no_wd, wd = param_groups(model, 0.2)
@@ -125,7 +125,7 @@ def test_lambda_zero_is_the_clip_only_control(shards, tmp_path):
 
 
 def test_configs_tiny_cpu_and_paper_gpu(repo_root):
-    from countclip.config import load_config
+    from countclip.yamlconfig import load_config
 
     tiny = load_config(repo_root / "configs" / "tiny-cpu.yaml").train
     assert tiny.model.name == TINY_MODEL and tiny.counting_fraction == 0.2
@@ -139,7 +139,7 @@ _KILLED_RUN = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
     from countclip.config import TrainConfig
-    from countclip.train import train
+    from countclip.training.loop import train
     cfg = TrainConfig.model_validate_json(sys.argv[1])
     counting, common, out = sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4]
     def progress(fraction, message):
@@ -216,7 +216,7 @@ def test_ddp_two_processes_gloo(shards, tmp_path):
             "--master_port",
             str(_free_port()),
             "-m",
-            "countclip.train",
+            "countclip.training.loop",
             "--config",
             str(config),
             "--out",

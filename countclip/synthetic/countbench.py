@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from countclip.config import COUNTS, WorldConfig
-from countclip.stage import atomic_write_text
+from countclip.atomic import atomic_write_text
+from countclip.config import WorldConfig
+from countclip.counts import COUNTS
 from countclip.synthetic.captions import COUNTBENCH_TEMPLATES, apply_casing, fill
 from countclip.synthetic.world import (
     COLOURS,

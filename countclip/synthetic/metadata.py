@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from countclip.atomic import atomic_path
 from countclip.config import WorldConfig
-from countclip.metadata import LAION_SCHEMA
-from countclip.stage import atomic_path
+from countclip.data.metadata import LAION_SCHEMA
 from countclip.synthetic.captions import (
     CASING_WEIGHTS,
     CASINGS,

@@ -83,6 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path in ("/", "/health"):
             self._send(200, b"ok\n", "text/plain")
             return
+        if parts.path == "/world":  # which world this is (a second run may share it)
+            self._send(200, f"{owner.identity}\n".encode(), "text/plain")
+            return
         if _PATH_RE.fullmatch(parts.path) is None:
             self._send(404, b"not found\n", "text/plain")
             return
@@ -133,9 +136,12 @@ class ImageServer:
     ``world.port``) for as long as they are downloaded.
     """
 
-    def __init__(self, world: WorldConfig | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, world: WorldConfig | None = None, host: str = "127.0.0.1", identity: str = ""
+    ) -> None:
         self.world = world or WorldConfig()
         self.host = host
+        self.identity = identity
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from countclip.config import COUNTS
+from countclip.counts import COUNTS
 from countclip.synthetic.render import render_scene
 from countclip.synthetic.world import COLOURS, NUMBER_WORDS, SHAPES, Scene
 

@@ -1,25 +1,41 @@
-"""The synthetic world as a pipeline stage: serve it, and write its metadata + CountBench.
+"""The synthetic world as a pipeline stage: serve it, and write its metadata, CountBench and
+zero-shot sets.
 
-Flows, the CLI and benchmarks share this so that the same world config always gives the same
-URLs (a stable port) and therefore the same fingerprints and cache hits downstream.
+The image URLs in the metadata name the server's port, so a world's port is part of its
+identity and must never change silently: :func:`serve_world` always serves a world on the
+port derived from its config (:func:`stable_port`), reuses a server of the *same* world that
+another run already started there (and takes over when that run ends), and fails with a clear
+error when a foreign program holds the port. Two runs of one config therefore build the same
+URLs, the same fingerprints and the same data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from countclip.config import WorldConfig
-from countclip.stage import Timer, fingerprint, read_manifest, stage_dir, write_manifest
+from countclip.fingerprints import fingerprint
+from countclip.stage import Stage, StageOutput, StagePlan
 from countclip.synthetic.countbench import write_countbench
 from countclip.synthetic.metadata import generate_metadata
 from countclip.synthetic.server import ImageServer
+from countclip.synthetic.zeroshot import write_zero_shot_sets
 
 log = logging.getLogger(__name__)
-STAGE = "world"
+WORLD = Stage("world", __name__)
 PORT_RANGE = (20_000, 40_000)
+TAKEOVER_INTERVAL = 0.5
+"""Seconds between attempts to take over the port of a world another run serves."""
+
+
+class WorldPortBusy(OSError):
+    """The world's port is held by something that does not serve this world."""
 
 
 def stable_port(world: WorldConfig) -> int:
@@ -28,64 +44,113 @@ def stable_port(world: WorldConfig) -> int:
     return lo + int(fingerprint("world-port", world), 16) % (hi - lo)
 
 
+def served_world(world: WorldConfig) -> WorldConfig:
+    """``world`` with its port fixed: ``world.port``, or :func:`stable_port` when it is 0."""
+    if world.port:
+        return world
+    return world.model_copy(update={"port": stable_port(world)})
+
+
+def world_identity(world: WorldConfig) -> str:
+    """What the server's ``/world`` endpoint answers: the served world's fingerprint."""
+    return fingerprint("world", served_world(world))
+
+
+def _identity_at(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/world", timeout=2) as response:
+            return response.read().decode().strip()
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def serve_world(world: WorldConfig) -> Iterator[str]:
-    """Run the loopback image server; yield its base URL.
-
-    ``world.port == 0`` asks for the stable port of :func:`stable_port`; if that is taken, any
-    free port works (only the cache is lost: new URLs are a new world).
-    """
-    candidates = [world]
-    if world.port == 0:
-        candidates.insert(0, world.model_copy(update={"port": stable_port(world)}))
-    server = None
-    for i, candidate in enumerate(candidates):
-        try:
-            server = ImageServer(candidate)
-            server.__enter__()
-            break
-        except OSError as exc:
-            if i == len(candidates) - 1:
-                raise
-            log.warning(
-                "port %s busy (%s); using a free port: the URLs change, so this is a new world "
-                "and every cached stage after it (downloads, baseline) is recomputed. Another "
-                "run of the same config is the usual cause: let it finish first.",
-                candidate.port,
-                exc,
-            )
-    assert server is not None
+    """Serve ``world`` on its port for the block; yield the base URL (the same every time)."""
+    world = served_world(world)
+    server = ImageServer(world, identity=world_identity(world))
     try:
-        yield str(server.base_url)
+        server.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        if _identity_at(world.port) != world_identity(world):
+            raise WorldPortBusy(
+                errno.EADDRINUSE,
+                f"world.port {world.port}: the port is in use by a program that does not serve "
+                "this world; free it or set world.port to another port",
+            ) from exc
+        log.info("world port %s: another run serves this world; sharing it", world.port)
+        with _standby(server):
+            yield f"http://127.0.0.1:{world.port}"
+        return
+    try:
+        yield server.base_url
     finally:
-        server.__exit__(None, None, None)
+        server.close()
+
+
+@contextlib.contextmanager
+def _standby(server: ImageServer) -> Iterator[None]:
+    """While another run serves the world, try to take its port over every
+    :data:`TAKEOVER_INTERVAL` seconds, so the URLs keep answering after that run ends."""
+    stop = threading.Event()
+
+    def take_over() -> None:
+        while not stop.wait(TAKEOVER_INTERVAL):
+            try:
+                server.start()
+            except OSError:
+                continue
+            log.info("world port %s: took over serving the world", server.world.port)
+            return
+
+    thread = threading.Thread(target=take_over, name="countclip-world-standby", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+
+def plan_world_stage(world: WorldConfig, data_root: str, base_url: str) -> StagePlan:
+    return WORLD.plan(data_root, config=served_world(world), identity={"base_url": base_url})
 
 
 def run_world_stage(world: WorldConfig, data_root: str, base_url: str) -> dict:
-    """Stage "world": the metadata parquet parts and CountBench JSON, pointing at ``base_url``."""
-    fp = fingerprint(STAGE, world, base_url)
-    out = stage_dir(data_root, STAGE, fp)
-    done = read_manifest(out)
-    if done is not None:
-        return done
-    with Timer() as timer:
-        parts = [Path(p).resolve() for p in generate_metadata(out / "metadata", world, base_url)]
-        countbench = Path(write_countbench(out / "countbench.json", world, base_url)).resolve()
-    return write_manifest(
-        out,
-        {
-            "stage": STAGE,
-            "fingerprint": fp,
-            "directory": str(out.resolve()),
-            "outputs": {
-                "metadata": str((out / "metadata").resolve()),
-                "countbench": str(countbench),
+    """Stage "world": metadata parquet parts, CountBench JSON and zero-shot sets, with image
+    URLs under ``base_url``."""
+
+    def build(work: Path) -> StageOutput:
+        parts = generate_metadata(work / "metadata", world, base_url)
+        write_countbench(work / "countbench.json", world, base_url)
+        datasets = write_zero_shot_sets(
+            work / "zero-shot", world.zero_shot_per_class, world.zero_shot_image_size
+        )
+        return StageOutput(
+            outputs={
+                "metadata": work / "metadata",
+                "countbench": work / "countbench.json",
+                "zero_shot": work / "zero-shot",
             },
-            "parts": [str(p) for p in parts],
-            "source": str((out / "metadata").resolve() / "*.parquet"),
-            "inputs": {},
-            "config": world,
-            "base_url": base_url,
-            "seconds": timer.seconds,
-        },
-    )
+            stats={
+                "parts": len(parts),
+                "base_url": base_url,
+                "zero_shot_tasks": sorted(datasets),
+            },
+        )
+
+    return plan_world_stage(world, data_root, base_url).run(build)
+
+
+def world_source(world_manifest: dict) -> str:
+    """The metadata glob of a world manifest (``metadata.source`` for the build)."""
+    return str(Path(world_manifest["outputs"]["metadata"]) / "*.parquet")
+
+
+def zero_shot_datasets(world_manifest: dict) -> dict[str, str]:
+    """``{task: folder}`` of a world manifest's zero-shot sets."""
+    root = Path(world_manifest["outputs"]["zero_shot"])
+    return {task: str(root / task) for task in world_manifest["stats"]["zero_shot_tasks"]}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from countclip.numbers import NUMBER_WORDS as COUNT_WORDS
+from countclip.data.captions.words import NUMBER_WORDS as COUNT_WORDS
 
 SHAPES: tuple[str, ...] = (
     "circle",

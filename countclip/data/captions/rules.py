@@ -1,0 +1,267 @@
+"""The context rules of stage 2: why a number word two..ten in a caption is not a count.
+
+:class:`countclip.data.captions.parser.CaptionParser` finds the number words and checks that they agree;
+the rules here look at one number's neighbours ("two hours", "Ocean's Eight", "two-tone",
+"3-2") and name the first reason that applies, one of :data:`countclip.data.captions.words.REJECT_REASONS`.
+They read spaCy token attributes only, so they hold for the blank tokenizer and a trained
+pipeline alike (the parser adds the dependency check on top).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from spacy.tokens import Token
+
+from countclip.data.captions.words import (
+    AGE_NEXT,
+    AGE_PREV,
+    AGE_UNITS,
+    APPROX_NEXT,
+    APPROX_PREV,
+    BIG_NAMES,
+    CLOCK_MINUTES,
+    CLOCK_NEXT,
+    COMPOUND_HEADS,
+    COORDINATORS,
+    CURRENCY_PREV,
+    DIGIT_OK_PREV,
+    DURATION_MODIFIERS,
+    HYPHENS,
+    IRREGULAR_PLURALS,
+    LABEL_PREV,
+    LARGER_NEXT,
+    LARGER_PREV,
+    LISTICLE_NOUNS,
+    LISTICLE_PREV,
+    MEASURE_UNITS,
+    MODEL_PREV,
+    MONTHS,
+    MULTIPLIER_NEXT,
+    MULTIPLIER_PREV,
+    ORDINALS,
+    OTHER_NUMBER_WORDS,
+    PORTION_UNITS,
+    RANGE_LINKS,
+    RATING_CONTEXT,
+    SCORE_WORDS,
+    TIME_UNITS,
+    VERSUS,
+    WEEKDAYS,
+    WORD_COUNTS,
+)
+
+__all__ = ["has_other_count", "reject_reason"]
+
+_SET_PREV = frozenset(
+    [
+        "set",
+        "pack",
+        "lot",
+        "box",
+        "bundle",
+        "case",
+        "group",
+        "collection",
+        "kit",
+        "pk",
+        "pcs",
+        "pair",
+    ]
+)
+_BEFORE_NOUN_END = frozenset({"for", "of"})
+
+
+def reject_reason(
+    toks: list[Token], low: list[str], i: int, counts: Mapping[str, int]
+) -> str | None:
+    """Why the number at token ``i`` is not a count of objects, or None.
+
+    ``low`` holds the lower-cased token texts, ``counts`` the number words (and digits) that
+    count, with their values; the first rule that fires names the reason."""
+    n = len(low)
+    tok = toks[i]
+    # Neighbours; a hyphen glued on both sides ("two-tone") joins a compound.
+    glued_after = (
+        i + 2 < n and low[i + 1] in HYPHENS and not tok.whitespace_ and not toks[i + 1].whitespace_
+    )
+    glued_before = (
+        i >= 2
+        and low[i - 1] in HYPHENS
+        and not toks[i - 2].whitespace_
+        and not toks[i - 1].whitespace_
+    )
+    nxt = low[i + 2] if glued_after else (low[i + 1] if i + 1 < n else "")
+    j = i + 2 if glued_after else i + 1  # index of nxt
+    after = low[j + 1] if j + 1 < n else ""
+    after2 = low[j + 2] if j + 2 < n else ""
+    prev = low[i - 2] if glued_before else (low[i - 1] if i >= 1 else "")
+    k = i - 2 if glued_before else i - 1  # index of prev
+    before = low[k - 1] if k >= 1 else ""
+    count = counts[low[i]]
+
+    # part of a larger number: "twenty-two", "two hundred", "three dozen", "two point five"
+    if nxt in LARGER_NEXT or prev in LARGER_PREV or (prev == "and" and before == "hundred"):
+        return "larger_number"
+    # multipliers and fractions: "two times", "three-quarters", "two and a half", "2 in 1"
+    if (
+        nxt in MULTIPLIER_NEXT
+        or prev in MULTIPLIER_PREV
+        or (nxt == "and" and after == "a" and after2 in ("half", "quarter"))
+        or (nxt in ("in", "out") and (after in counts or after in ("one", "1", "of")))
+    ):
+        return "multiplier"
+    # ages: "ten years old", "a two-year-old", "aged five", "turns three"
+    if prev in AGE_PREV or nxt in AGE_NEXT:
+        return "age"
+    if nxt in AGE_UNITS:
+        rest = [w for w in low[j + 1 : j + 4] if w not in HYPHENS]
+        if rest[:1] == ["old"] or rest[:2] == ["of", "age"]:
+            return "age"
+    # times and durations: "two hours", "three full days", "at seven pm", "half past two"
+    if nxt in TIME_UNITS or nxt in CLOCK_NEXT:
+        return "time"
+    m = j
+    while m < n and m < j + 2 and low[m] in DURATION_MODIFIERS:
+        m += 1
+    if m < n and m != j and low[m] in TIME_UNITS:
+        return "time"
+    if prev == "past" or (prev == "to" and before in ("quarter", "half", "twenty")):
+        return "time"
+    if nxt in CLOCK_MINUTES and toks[j].like_num and not glued_after:
+        return "time"
+    if prev in ("at", "by", "until", "till", "from") and (
+        j >= n or toks[j].is_punct or nxt in CLOCK_NEXT or nxt in ("tonight", "today")
+    ):
+        return "time"
+    # dates and ordinals next to the number
+    for w, idx in ((nxt, j), (prev, k)):
+        if w in MONTHS or w in WEEKDAYS or w in ORDINALS:
+            return "date"
+        if w == "may" and 0 <= idx < n and toks[idx].text == "May":
+            return "date"
+    if nxt == "of" and (after in MONTHS or (j + 1 < n and toks[j + 1].text == "May")):
+        return "date"
+    # scores and ranges: "three to one", "3-2", "two nil", "two or three", "2-4"
+    if nxt in VERSUS or prev in VERSUS or nxt in SCORE_WORDS:
+        return "score"
+    if (
+        i + 2 < n
+        and low[i + 1] in RANGE_LINKS
+        and (low[i + 2] in counts or low[i + 2] in WORD_COUNTS or toks[i + 2].like_num)
+    ):
+        other = _value(low[i + 2])
+        if low[i + 1] == "or" or other is None or other > count:
+            return "ambiguous"
+        return "score"
+    if i >= 2 and low[i - 1] in RANGE_LINKS and (toks[i - 2].like_num):
+        other = _value(low[i - 2])
+        if low[i - 1] in ("or", "/") or other is None or other < count:
+            return "ambiguous"
+        return "score"
+    # approximate: "about ten", "over two", "at least three", "two or more", "two+"
+    if prev in APPROX_PREV or nxt in APPROX_NEXT or (prev == "to" and before == "up"):
+        return "ambiguous"
+    if nxt == "or" and after in ("more", "so", "less", "fewer"):
+        return "ambiguous"
+    # measures, prices, ratings: "two inches", "$5", "two cups of flour", "five stars rating"
+    if nxt in MEASURE_UNITS or prev in CURRENCY_PREV:
+        return "measure"
+    if nxt in PORTION_UNITS and after == "of":
+        return "measure"
+    if nxt in ("by", "x") and j + 1 < n and toks[j + 1].like_num:
+        return "measure"
+    if nxt == "stars" and (after in RATING_CONTEXT or prev in ("rated", "rating")):
+        return "measure"
+    # identifiers and product names: "Season Two", "No. 5", "Windows Ten", "iPhone 7"
+    if prev in LABEL_PREV:
+        return "label"
+    if prev in MODEL_PREV:
+        return "model_number"
+    if glued_before:  # "Catch-22", "T-two", "X-5"
+        return "model_number"
+    if low[i].isdigit() and k >= 0:
+        ptok = toks[k]
+        if ptok.is_alpha and not ptok.is_lower and prev not in DIGIT_OK_PREV:
+            return "model_number"
+    # lists and headlines: "Top Ten", "Five Ways To ...", "Big Three"
+    if prev in LISTICLE_PREV or (prev in BIG_NAMES and not tok.is_lower):
+        return "title"
+    for m in range(j, min(n, j + 3)):
+        if low[m] in LISTICLE_NOUNS:
+            return "listicle"
+        if toks[m].is_punct:
+            break
+    # titles: a capitalised number inside a capitalised name in an otherwise lower-case
+    # caption ("the Seven Seas", "Ocean's Eight", "a Three Rivers fan")
+    if prev == "'s" and (tok.is_title or tok.is_upper) and k >= 1 and not toks[k - 1].is_lower:
+        return "title"
+    if tok.is_title and k >= 0 and not toks[k].is_punct and not _title_case(toks):
+        nxt_tok = toks[j] if j < n else None
+        if (nxt_tok is not None and nxt_tok.is_title) or prev == "the" or toks[k].is_title:
+            return "title"
+    # compound modifiers: "two-tone", "three-piece suit", "five star hotel"
+    if glued_after and not _plural(nxt):
+        return "compound"
+    if nxt in COMPOUND_HEADS:
+        return "compound"
+    # a number with no noun: "dinner for two", "mother of three" (but "set of two" counts)
+    if prev in _BEFORE_NOUN_END and before not in _SET_PREV and (j >= n or toks[j].is_punct):
+        return "ambiguous"
+    return None
+
+
+def has_other_count(toks: list[Token], low: list[str], hits: list[int]) -> bool:
+    """Another number in the caption that counts something else: "two cats and one dog",
+    "three chairs, twelve plates", "two cats 3 dogs"."""
+    hitset = set(hits)
+    n = len(low)
+    for m, w in enumerate(low):
+        if m in hitset:
+            continue
+        if w in OTHER_NUMBER_WORDS:
+            return True
+        if w in WORD_COUNTS or (w.isdigit() and 0 < len(w) <= 2 and w != "0"):
+            # a digit is another count only before a word ("3 dogs"), not a size or label
+            nxt = low[m + 1] if m + 1 < n else ""
+            prev = low[m - 1] if m else ""
+            if w in WORD_COUNTS or (
+                nxt.isalpha()
+                and nxt not in MEASURE_UNITS
+                and nxt not in TIME_UNITS
+                and prev not in LABEL_PREV
+                and prev not in CURRENCY_PREV
+                and not (m and toks[m - 1].is_alpha and not toks[m - 1].is_lower)
+            ):
+                return True
+        if w == "one" and m + 1 < n and low[m + 1] not in ("of", "another"):
+            # "one" is a count when coordinated with ours: "two dogs and one cat"
+            for h in hits:
+                lo, hi = sorted((h, m))
+                if hi - lo <= 6 and any(low[x] in COORDINATORS for x in range(lo + 1, hi)):
+                    return True
+    return False
+
+
+def _value(word: str) -> int | None:
+    if word in WORD_COUNTS:
+        return WORD_COUNTS[word]
+    if word == "one":
+        return 1
+    if word.isdigit():
+        return int(word)
+    return None
+
+
+def _plural(word: str) -> bool:
+    return (word.endswith("s") and not word.endswith("ss")) or word in IRREGULAR_PLURALS
+
+
+def _title_case(toks: list[Token]) -> bool:
+    """Most longer words capitalised ("Set Of Three Red Stars Vector Icon") or all caps: then
+    capitals say nothing about names, and only the curated title list applies."""
+    words = [t for t in toks if t.is_alpha and len(t) > 3]
+    if len(words) < 2:
+        return True
+    caps = sum(1 for t in words if not t.is_lower)
+    return caps >= 0.6 * len(words)

@@ -1,0 +1,357 @@
+"""Word lists the caption rules use. Kept apart from the rules so they are easy to review.
+
+All entries are lower case; rules compare them with ``token.lower_``. The lists aim at what real
+LAION captions contain (product titles, stock-photo descriptions, blog headlines), not at the
+synthetic templates.
+"""
+
+from __future__ import annotations
+
+
+def _words(text: str) -> frozenset[str]:
+    """A word set written as one space-separated string (easier to read and extend)."""
+    return frozenset(text.split())
+
+
+from countclip.counts import DIGIT_COUNTS, NUMBER_WORDS, WORD_COUNTS  # noqa: F401 (re-exported)
+
+#: Number words outside two..ten: another number in the caption means another count.
+OTHER_NUMBER_WORDS = _words(
+    "zero eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty "
+    "thirty forty fifty sixty seventy eighty ninety hundred thousand million billion dozen "
+    "dozens hundreds thousands millions"
+)
+TENS_WORDS = _words("twenty thirty forty fifty sixty seventy eighty ninety")
+LARGER_NEXT = _words(
+    "hundred hundreds thousand thousands million millions billion trillion dozen dozens grand "
+    "point k"
+)
+LARGER_PREV = TENS_WORDS | _words("hundred thousand million billion point")
+
+HYPHENS = frozenset({"-", "‐", "‑", "–", "—"})
+RANGE_LINKS = HYPHENS | frozenset({"to", "or", "/", "through", "thru"})
+COORDINATORS = frozenset({"and", "&", "with", "plus", ",", "+", "or", "/"})
+
+TIME_UNITS = _words(
+    "second seconds sec secs minute minutes min mins hour hours hr hrs h day days night nights "
+    "week weeks weekend weekends wk wks month months mo mos year years yr yrs decade decades "
+    "century centuries millennia millennium semester semesters term terms season seasons "
+    "generation generations lifetime lifetimes moment moments"
+)
+AGE_UNITS = _words("day days week weeks month months year years yr yrs")
+CLOCK_NEXT = _words("o'clock oclock o’clock am pm a.m. p.m. a.m p.m noon midnight")
+CLOCK_MINUTES = _words("fifteen thirty forty fifty twenty ten five")
+DURATION_MODIFIERS = _words(
+    "full long short whole more additional extra consecutive straight entire solid separate "
+    "hot cold rainy sunny happy great amazing wonderful fun busy lovely beautiful glorious "
+    "magical exciting fantastic perfect incredible hard short fabulous relaxing quick few"
+)
+AGE_PREV = _words("age aged ages turns turned turning")
+AGE_NEXT = _words("birthday bday b-day yo y.o. y/o")
+
+MONTHS = _words(
+    "january february march april june july august september october november december jan feb "
+    "apr jun jul aug sep sept oct nov dec"
+)  # "may" handled separately: only the capitalised month counts
+WEEKDAYS = _words("monday tuesday wednesday thursday friday saturday sunday")
+ORDINALS = _words(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "1st 2nd 3rd 4th 5th 6th 7th 8th 9th 10th"
+)
+
+MEASURE_UNITS = _words(
+    "inch inches in. ft foot feet yard yards yd yds mile miles mi meter meters metre metres m cm "
+    "mm km kilometer kilometers kilometre kilometres gram grams g kg kgs kilo kilos kilogram "
+    "kilograms pound pounds lb lbs ounce ounces oz ton tons tonne tonnes liter liters litre "
+    "litres l ml gallon gallons gal quart quarts pint pints tablespoon tablespoons teaspoon "
+    "teaspoons tbsp tsp percent per cent pct % degree degrees ° dollar dollars buck bucks usd "
+    "euro euros eur cent cents penny pence pennies yen rupee rupees quid bob mph kph km/h mb gb "
+    "tb kb mp megapixel megapixels hp watt watts w volt volts v amp amps kw kwh psi calorie "
+    "calories cal kcal bit bits byte bytes acre acres hectare hectares sq carat carats ct "
+    "karat gauge awg db hz khz mhz ghz rpm fps mile-an-hour "
+    "miles-per-hour ply"
+)
+CURRENCY_PREV = _words("$ £ € ¥ ₹ usd eur gbp rs")
+PORTION_UNITS = _words(
+    "cup cups spoon spoons spoonful spoonfuls scoop scoops slice slices glass glasses bowl bowls"
+)  # "two cups of flour"
+RATING_CONTEXT = _words("rating rated review reviews hotel hotels resort resorts out")
+
+MULTIPLIER_NEXT = _words(
+    "times time fold x × quarter quarters third thirds half halves fourth fourths fifth fifths "
+    "sixths sevenths eighths ninths tenths percent"
+)
+MULTIPLIER_PREV = frozenset({"x", "×", "times"})
+
+SCORE_WORDS = _words("nil love goals goal points runs wickets touchdowns")
+VERSUS = frozenset({"vs", "vs.", "v", "v.", "versus"})
+
+APPROX_PREV = _words(
+    "about around approximately approx approx. roughly nearly almost over under some maybe "
+    "perhaps between least most than circa ca. ~ within"
+)
+APPROX_NEXT = frozenset({"+", "plus", "ish", "-ish", "odd"})
+
+#: "Season Two", "Part Three", "Number Five", "Chapter Ten": an identifier, not a count.
+LABEL_PREV = _words(
+    "season part chapter episode ep ep. volume vol vol. book act scene level phase round stage "
+    "step grade class type size number no no. num nr nº # model version ver v. series "
+    "generation gen mark mk edition issue lesson unit module week day year page figure fig "
+    "fig. table plate gate terminal platform channel room apartment apt suite floor lot route "
+    "highway interstate hwy track disc disk cd dvd tape game match race heat leg lap category "
+    "division league tier zone ward district sector block row section aisle exit pier bay "
+    "dock station line studio psalm verse article rule law factor player jersey shirt seat "
+    "pier ch. station code cat. id level pt pt. stage series"
+)
+#: "Windows Ten", "PlayStation Two", "Xbox One": a product name.
+MODEL_PREV = _words(
+    "windows iphone ipad ipod galaxy pixel playstation ps xbox nintendo wii android ios macos "
+    "photoshop kindle gopro fifa madden gta diablo"
+)
+#: Words that, before a *digit*, are not a product name even when capitalised.
+DIGIT_OK_PREV = _words(
+    "set of pack lot box bundle kit case pcs pieces with and for the a an only buy get save "
+    "all these those my our your his her their top best"
+)
+
+#: Singular heads of compound modifiers: "three piece suit", "two tone jacket", "five star
+#: hotel", "four door sedan", "two seater sofa", "three bedroom house".
+COMPOUND_HEADS = _words(
+    "piece pc pcs tone star door seat seater story storey bedroom bed bath bathroom room wheel "
+    "wheeler speed way pack pk ply layer tier drawer shelf burner slice cup car lane level hole "
+    "pin man person player string blade arm port channel core stroke step point part panel pane "
+    "light bulb gang phase leaf course color colour ring button prong poster handed legged "
+    "sided headed eyed footed wheeled armed tiered layered winged toed horned masted storied "
+    "faced pronged tailed bladed engined bedded seated coloured colored toned fingered time "
+    "timer dimensional d cylinder valve gear shot ball track pointed toe liter litre inch foot "
+    "mile minute hour day week month year page letter word digit figure"
+)
+#: "Five Ways To ...", "Ten Tips for ...", "Three Reasons Why ...": blog headlines.
+LISTICLE_NOUNS = _words(
+    "ways tips things reasons steps ideas facts secrets rules lessons mistakes questions tricks "
+    "hacks benefits trends habits myths strategies techniques methods principles "
+    "characteristics elements factors examples thoughts takeaways options truths answers "
+    "challenges lies pillars laws commandments traits essentials must-haves"
+)
+LISTICLE_PREV = frozenset({"top"})  # "Top Ten", "top five"
+BIG_NAMES = frozenset(
+    {
+        "big",
+        "fab",
+        "famous",
+        "secret",
+        "magnificent",
+        "fantastic",
+        "final",
+        "hateful",
+        "jackson",
+        "maroon",
+        "power",
+    }
+)
+
+#: Idioms and famous titles / names, as token sequences (matched case-insensitively with a
+#: spaCy PhraseMatcher). A number inside one of these is not a count of visible objects.
+TITLES: tuple[str, ...] = (
+    "ocean's eight",
+    "ocean's 8",
+    "seven seas",
+    "seven wonders",
+    "seven wonders of the world",
+    "three musketeers",
+    "the three musketeers",
+    "secret seven",
+    "famous five",
+    "magnificent seven",
+    "fantastic four",
+    "final four",
+    "big four",
+    "big three",
+    "big ten",
+    "big two",
+    "fab four",
+    "gang of four",
+    "hateful eight",
+    "crazy eights",
+    "crazy eight",
+    "jackson five",
+    "jackson 5",
+    "maroon 5",
+    "maroon five",
+    "three stooges",
+    "three little pigs",
+    "three wise men",
+    "three kings",
+    "two towers",
+    "the two towers",
+    "four seasons",
+    "five guys",
+    "nine inch nails",
+    "three dog night",
+    "eight mile",
+    "8 mile",
+    "seven samurai",
+    "ten commandments",
+    "four horsemen",
+    "two and a half men",
+    "three billboards",
+    "two broke girls",
+    "2 broke girls",
+    "ten things i hate about you",
+    "seven nation army",
+    "three lions",
+    "five nights at freddy's",
+    "four weddings and a funeral",
+    "seven deadly sins",
+    "eight days a week",
+    "tale of two cities",
+    "a tale of two cities",
+    "seven dwarfs",
+    "seven dwarves",
+    "snow white and the seven dwarfs",
+    "seven brides",
+    "take five",
+    "take 5",
+    "top ten",
+    "top 10",
+    "top five",
+    "top 5",
+    "top three",
+    "top 3",
+    "high five",
+    "high 5",
+    "cloud nine",
+    "cloud 9",
+    "catch 22",
+    "catch-22",
+    "two cents",
+    "nine lives",
+    "dressed to the nines",
+    "nine to five",
+    "9 to 5",
+    "one two three",
+    "two of a kind",
+    "two peas in a pod",
+    "two birds with one stone",
+    "it takes two",
+    "terrible twos",
+    "tea for two",
+    "two left feet",
+    "two thumbs up",
+    "ten four",
+    "10-4",
+    "four leaf clover",
+    "four-leaf clover",
+    "seven up",
+    "7 up",
+    "7up",
+    "seven eleven",
+    "7-eleven",
+    "7 eleven",
+    "six flags",
+    "four roses",
+    "three olives",
+    "two dots",
+    "thirty seconds to mars",
+    "twenty one pilots",
+    "blink 182",
+    "three doors down",
+    "3 doors down",
+    "five finger death punch",
+    "two door cinema club",
+    "the big bang",
+    "seven sisters",
+    "the seven sisters",
+    "three rivers",
+    "five points",
+    "seven oaks",
+    "nine elms",
+    "ten downing street",
+    "the famous five",
+    "seventh heaven",
+    "behind the eight ball",
+    "sixes and sevens",
+    "the fab four",
+    "power rangers",
+    "the big four",
+    "the big three",
+    "mambo no. 5",
+    "mambo number five",
+    "chanel no. 5",
+    "chanel no 5",
+    "chanel number five",
+    "formula one",
+    "formula 1",
+    "the 1975",
+    "se7en",
+    "apollo 11",
+    "ocean's eleven",
+    "ocean's twelve",
+    "ocean's thirteen",
+    "three's company",
+    "three's a crowd",
+    "two's company",
+    "the hundred",
+    "third rock",
+    "one direction",
+    "u2",
+    "the other two",
+    "the two ronnies",
+    "the three tenors",
+    "three tenors",
+    "the five",
+    "the jackson 5",
+    "the famous 5",
+    "fifty shades",
+    "three colours",
+    "three colors",
+    "seven psychopaths",
+    "twelve monkeys",
+    "three amigos",
+    "the three amigos",
+    "three blind mice",
+    "five little monkeys",
+    "ten little indians",
+    "ten green bottles",
+    "nine men's morris",
+    "four square",
+    "tic tac toe",
+    "two face",
+    "two-face",
+    "seven of nine",
+    "the four tops",
+    "four tops",
+    "big eight",
+    "pac ten",
+    "pac-10",
+    "pac 10",
+    "pac-12",
+    "big east",
+    "super six",
+)
+
+#: Irregular plurals, so "two men" is not read as a singular compound head.
+IRREGULAR_PLURALS = _words(
+    "men women children people feet teeth mice geese sheep fish deer oxen dice cattle series "
+    "species aircraft police kids fungi cacti"
+)
+
+REJECT_REASONS: dict[str, str] = {
+    "no_number": "no number word two..ten as a standalone token",
+    "one_of": "'one of' (the number describes a group the subject belongs to)",
+    "multiple_counts": "two different counts (another number word or digit counts something)",
+    "ambiguous": "an approximate or ranged count ('two or three', 'about ten', 'family of four')",
+    "time": "a time or duration ('two hours', 'at seven pm', 'three days')",
+    "age": "an age ('ten years old', 'a two-year-old', 'aged five')",
+    "date": "a date or ordinal next to the number ('May five', 'two first')",
+    "measure": "a measure, price or rating ('two inches', '$5', 'two cups of flour')",
+    "multiplier": "a multiplier or fraction ('two times', 'three-quarters', 'two and a half')",
+    "larger_number": "part of a larger number ('twenty-two', 'two hundred', 'three dozen')",
+    "score": "a score ('three to one', '3-2', 'two nil')",
+    "model_number": "a product or model name ('Windows Ten', 'iPhone 7', 'PlayStation Two')",
+    "label": "an identifier ('Season Two', 'Part Three', 'Number Five', 'Day Ten')",
+    "title": "a title, name or idiom ('Seven Seas', 'Three Musketeers', 'Top Ten', 'high five')",
+    "listicle": "a headline listing ideas ('Five Ways To ...', 'Ten Tips for ...')",
+    "compound": "a compound modifier ('two-tone', 'three-piece suit', 'five star hotel')",
+    "not_nummod": "with a trained parser: the number does not modify a noun (nummod)",
+}

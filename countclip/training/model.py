@@ -1,0 +1,210 @@
+"""open_clip models: create, load and save, plus the tiny CPU config this project trains.
+
+Everything goes through open_clip so that a checkpoint written here is an ordinary open_clip
+checkpoint: ``open_clip.create_model_and_transforms(name, pretrained=path)`` loads it unchanged,
+and the real path is the same call with ``pretrained="openai"`` (ViT-B-32, downloaded from the
+hub where the network allows it; offline, ``HF_HUB_OFFLINE=1`` makes that fail fast).
+
+The tiny config (``countclip-tiny``) is the one measured in ../shared/STACK.md: a 64 px ViT
+(patch 8, width 128, 4 layers, 4 heads) and a 3-layer text transformer with context 16, using the
+ViT-B-32 BPE vocabulary (SimpleTokenizer ships it, so no download). It is registered with
+``open_clip.add_model_config`` when this module is imported, so ``open_clip.create_model*`` and
+``open_clip.get_tokenizer`` know the name in every process that imports ``countclip.training.model``
+(torchrun workers included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
+from torch import nn
+
+from countclip.config import ModelConfig
+from countclip.devices import resolve_device
+
+TINY_MODEL = "countclip-tiny"
+
+TINY_MODEL_CONFIG: dict[str, Any] = {
+    "embed_dim": 128,
+    "vision_cfg": {
+        "image_size": 64,
+        "layers": 4,
+        "width": 128,
+        "head_width": 32,  # width / head_width = 4 heads
+        "patch_size": 8,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 128,
+        "heads": 4,
+        "layers": 3,
+    },
+}
+
+
+def register_model_config(name: str, config: dict[str, Any]) -> None:
+    """Register ``config`` under ``name`` with open_clip (idempotent).
+
+    open_clip only reads configs from JSON files (``add_model_config`` takes a file or folder
+    whose ``<stem>.json`` becomes the name). Its registry keeps entries once scanned, so the
+    JSON is written to a private temp folder, registered, and removed again: nothing is left on
+    disk and the folder entry in open_clip's path list simply matches no file afterwards.
+    """
+    if open_clip.get_model_config(name) == config:
+        return
+    with tempfile.TemporaryDirectory(prefix="countclip-oc-") as folder:
+        path = Path(folder) / f"{name}.json"
+        path.write_text(json.dumps(config))
+        open_clip.add_model_config(path)
+    if open_clip.get_model_config(name) is None:  # pragma: no cover - open_clip changed
+        raise RuntimeError(f"open_clip did not register model config {name!r}")
+
+
+register_model_config(TINY_MODEL, TINY_MODEL_CONFIG)
+
+
+def _check_pretrained(pretrained: str | None) -> str | None:
+    """A path-looking ``pretrained`` that does not exist is an error naming the file (open_clip
+    would otherwise try to treat it as a hub tag and fail obscurely)."""
+    if pretrained is None or pretrained == "":
+        return None
+    looks_like_path = os.sep in pretrained or pretrained.endswith(
+        (".pt", ".pth", ".bin", ".safetensors")
+    )
+    if looks_like_path and not Path(pretrained).is_file():
+        raise FileNotFoundError(f"model.pretrained: checkpoint file not found: {pretrained}")
+    return pretrained
+
+
+def create_model(
+    cfg: ModelConfig, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, Any, Any, Any]:
+    """Build ``(model, preprocess_train, preprocess_val, tokenizer)`` from a :class:`ModelConfig`.
+
+    ``cfg.pretrained`` is an open_clip tag (``"openai"``: the paper's start point) or a local
+    checkpoint path (a file written by :func:`save_checkpoint_for_open_clip`, or any open_clip
+    state dict); None trains from scratch. Towers are locked per ``cfg`` with open_clip's own
+    ``lock_image_tower`` / ``lock_text_tower`` so the unlocked-groups semantics are theirs.
+    """
+    pretrained = _check_pretrained(cfg.pretrained)
+    model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+        cfg.name, pretrained=pretrained, device=resolve_device(device)
+    )
+    if cfg.lock_image:
+        model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups)
+    if cfg.lock_text:
+        model.lock_text_tower(unlocked_layers=cfg.lock_text_unlocked_layers)
+    tokenizer = open_clip.get_tokenizer(cfg.name)
+    return model, preprocess_train, preprocess_val, tokenizer
+
+
+def load_model(
+    name: str, checkpoint: str | None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, Any, Any]:
+    """``(model in eval mode, preprocess_val, tokenizer)`` for evaluation.
+
+    ``checkpoint`` is a path (a training output) or an open_clip tag such as ``"openai"``.
+    """
+    model, _, preprocess_val, tokenizer = create_model(
+        ModelConfig(name=name, pretrained=checkpoint), device=device
+    )
+    model.eval()
+    return model, preprocess_val, tokenizer
+
+
+def _can_trim(model: nn.Module) -> bool:
+    return (
+        isinstance(model, open_clip.CLIP)
+        and model.text_pool_type == "argmax"
+        and isinstance(getattr(model, "attn_mask", None), torch.Tensor)
+    )
+
+
+def encode_text_trimmed(
+    model: nn.Module, text: torch.Tensor, normalize: bool = True
+) -> torch.Tensor:
+    """``CLIP.encode_text`` on the token columns up to the last end-of-text token only.
+
+    CLIP's text transformer is causal and pools at the end-of-text token, so the padding columns
+    after it never influence the features: dropping them gives the same result (up to float
+    summation order) for a fraction of the cost. Captions are much shorter than the context
+    (LAION: ~15-20 tokens of 77), and a CountCLIP step encodes up to nine texts per counting
+    sample, so this is where its text cost goes. Other text towers (HF, non-causal) fall back to
+    the model's own ``encode_text``.
+    """
+    if not _can_trim(model):
+        return model.encode_text(text, normalize=normalize)
+    length = int(text.argmax(dim=-1).max()) + 1
+    text = text[:, :length]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(text).to(cast_dtype)
+    x = x + model.positional_embedding[:length].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=model.text_eos_id)
+    if model.text_projection is not None:
+        if isinstance(model.text_projection, nn.Linear):
+            x = model.text_projection(x)
+        else:
+            x = x @ model.text_projection
+    return F.normalize(x, dim=-1) if normalize else x
+
+
+class TrainForward(nn.Module):
+    """What the training loop (and DDP) calls: ``(images, texts) -> (image features, text
+    features, exponentiated logit scale)``, normalised, with trimmed text encoding.
+
+    DDP must see one forward through its wrapper per step, so this module *is* the forward;
+    it owns no parameters besides the wrapped open_clip model's.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, images: torch.Tensor, texts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        image_features = self.model.encode_image(images, normalize=True)
+        text_features = encode_text_trimmed(self.model, texts)
+        return image_features, text_features, self.model.logit_scale.exp()
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare open_clip model inside DDP, :class:`TrainForward` or ``torch.compile``."""
+    while True:
+        if isinstance(model, TrainForward):
+            model = model.model
+        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def save_checkpoint_for_open_clip(model: nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Save the bare state dict (fp32, CPU, no ``module.`` prefix) atomically to ``path``.
+
+    That is exactly what open_clip's ``load_checkpoint`` expects from ``pretrained=<path>``, so
+    evaluation code and other tools load it with open_clip alone.
+    """
+    from countclip.atomic import atomic_path
+
+    state = {
+        k: (v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu())
+        for k, v in unwrap_model(model).state_dict().items()
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
