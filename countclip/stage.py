@@ -53,6 +53,7 @@ LAYOUT_VERSION = "2"
 """Bump when the stage directory layout or manifest format changes: every fingerprint moves."""
 MANIFEST_NAME = "manifest.json"
 LOCK_TIMEOUT_ENV = "COUNTCLIP_LOCK_TIMEOUT"
+LOCKS_DIRNAME = ".locks"
 MANIFEST_KEYS: tuple[str, ...] = (
     "stage",
     "fingerprint",
@@ -159,7 +160,10 @@ class StagePlan:
 
     @property
     def lock_path(self) -> Path:
-        return self.directory.with_name(f".{self.fingerprint}.lock")
+        """``<data_root>/.locks/<stage>-<fingerprint>.lock``: beside, not inside, the stage
+        directory (which an atomic build replaces whole)."""
+        root = Path(self.data_root).expanduser().resolve()
+        return root / LOCKS_DIRNAME / f"{self.stage.name}-{self.fingerprint}.lock"
 
     def _upstream_runs(self) -> dict[str, str | None]:
         return {k: (m or {}).get("run_id") for k, m in sorted(self.upstream.items())}

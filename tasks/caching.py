@@ -7,10 +7,11 @@ identity, not two: no list of modules to keep in step, speed-only settings never
 and a code edit changes the key of that stage and, through the fingerprints, of every stage
 downstream of it.
 
-A key is only offered when the stage is complete *on disk* (manifest present, outputs present,
-built from the current upstream runs). Otherwise the policy returns no key, Prefect runs the
-task, and the library either finds the stage done (a fast return) or recomputes it. A deleted
-stage directory is therefore recomputed, never reported as "Cached".
+A cached result is only trusted while the stage is complete *on disk* (manifest present,
+outputs present, built from the current upstream runs). When it is not, the policy drops the
+stored record for the key before Prefect looks it up, so Prefect runs the task, the library
+recomputes the stage, and the new result is stored under the same key. A deleted stage
+directory is therefore recomputed, never reported as "Cached".
 
 Results (the small manifest dicts) are persisted under ``<data_root>/.prefect-results``: the
 cache lives next to the data it describes.
@@ -57,7 +58,17 @@ class StageCachePolicy(CachePolicy):
         except Exception as exc:  # bad input: let the task run and raise its clear error
             log.debug("no cache key (%s)", exc)
             return None
-        return plan.fingerprint if plan.completed() is not None else None
+        if plan.completed() is None and "data_root" in inputs:
+            _forget(inputs["data_root"], plan.fingerprint)
+        return plan.fingerprint
+
+
+def _forget(data_root: str | os.PathLike[str], key: str) -> None:
+    """Delete the stored result record of ``key`` (the stage's outputs are not on disk)."""
+    record = Path(os.fspath(data_root)).expanduser().resolve() / RESULTS_DIRNAME / key
+    if record.is_file():
+        log.info("stage %s is not complete on disk: its cached result is dropped", key)
+        record.unlink(missing_ok=True)
 
 
 def stage_cache(plan: Callable[..., StagePlan]) -> CachePolicy:

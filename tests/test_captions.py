@@ -225,6 +225,7 @@ def _write_candidates(path, texts):
 def _manifest(tmp_path, texts):
     cand = tmp_path / "candidates.parquet"
     _write_candidates(cand, texts)
+    _write_candidates(tmp_path / "common.parquet", [])
     return {
         "fingerprint": f"meta{len(texts)}",
         "outputs": {"candidates": str(cand), "common": str(tmp_path / "common.parquet")},
@@ -250,15 +251,15 @@ def test_caption_stage_streams_and_counts_add_up(tmp_path):
         "number_word",
     ]
     assert rejected.column_names == ["SAMPLE_ID", "TEXT", "reason"]
-    assert m["kept"] == counting.num_rows == 3 * len(ACCEPTED)
-    assert m["rows_read"] == len(texts) == counting.num_rows + rejected.num_rows
-    assert sum(m["rejected_by_reason"].values()) == rejected.num_rows
-    assert m["rejected_by_reason"]["title"] == sum(r == "title" for _, r in REJECTED)
+    assert m["stats"]["kept"] == counting.num_rows == 3 * len(ACCEPTED)
+    assert m["stats"]["rows_read"] == len(texts) == counting.num_rows + rejected.num_rows
+    assert sum(m["stats"]["rejected_by_reason"].values()) == rejected.num_rows
+    assert m["stats"]["rejected_by_reason"]["title"] == sum(r == "title" for _, r in REJECTED)
     assert m["outputs"]["common"] == meta["outputs"]["common"]
     expected = {}
     for _, c in ACCEPTED:
         expected[str(c)] = expected.get(str(c), 0) + 3
-    assert m["counts_before_download"] == expected
+    assert m["stats"]["counts_before_download"] == expected
     for row in counting.to_pylist():
         assert row["TEXT"][row["number_start"] : row["number_end"]] == row["number_word"]
         assert NUMBER_WORDS[row["count"]] == row["number_word"].lower()
@@ -267,8 +268,8 @@ def test_caption_stage_streams_and_counts_add_up(tmp_path):
     assert (
         json.loads(
             (tmp_path / "root" / "captions" / m["fingerprint"] / "manifest.json").read_text()
-        )["kept"]
-        == m["kept"]
+        )["stats"]["kept"]
+        == m["stats"]["kept"]
     )
 
 
@@ -289,5 +290,5 @@ def test_caption_stage_bad_input_leaves_nothing(tmp_path):
     meta = _manifest(tmp_path, ["two hours", "Top Ten", "a cat"])
     with pytest.raises(CaptionError, match="none of 3"):
         run_caption_stage(meta, CaptionConfig(), str(root))
-    leftovers = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    leftovers = [p for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts]
     assert leftovers == []

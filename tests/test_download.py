@@ -166,13 +166,15 @@ def test_stage_accounts_for_every_url_retries_transient_failures_and_resumes(tmp
     # accounting: every URL is a success or a classified failure
     n = len(kinds)
     expected_failures = Counter(c for k in kinds if (c := EXPECTED[k]) is not None)
-    assert manifest["input_rows"] == n
-    assert manifest["successes"] + sum(manifest["failures_by_error"].values()) == n
-    assert manifest["failures_by_error"] == dict(expected_failures)
+    assert manifest["stats"]["input_rows"] == n
+    assert (
+        manifest["stats"]["successes"] + sum(manifest["stats"]["failures_by_error"].values()) == n
+    )
+    assert manifest["stats"]["failures_by_error"] == dict(expected_failures)
     assert manifest["stage"] == "download-counting"
-    assert manifest["images_per_s"] > 0
-    assert [p["pass"] for p in manifest["passes"]] == [0, 1]
-    assert manifest["passes"][1]["rows"] >= 2 * len(RETRIED)  # only transient failures
+    assert manifest["stats"]["images_per_s"] > 0
+    assert [p["pass"] for p in manifest["stats"]["passes"]] == [0, 1]
+    assert manifest["stats"]["passes"][1]["rows"] >= 2 * len(RETRIED)  # only transient failures
     assert seen and seen[-1][0] == 1.0
 
     results = pq.read_table(manifest["outputs"]["results"]).to_pylist()
@@ -185,10 +187,11 @@ def test_stage_accounts_for_every_url_retries_transient_failures_and_resumes(tmp
         if kind is not None:
             assert requests[row["SAMPLE_ID"]] == (2 if kind in RETRIED else 1), (kind, row)
             assert row["pass"] == (1 if kind in RETRIED else 0)
-    assert read_results(manifest["outputs"]["shards"]).num_rows == n
+    shards_dir = Path(manifest["directory"]) / "shards"
+    assert read_results(shards_dir).num_rows == n
 
     # the shards hold exactly the successes, once each, with caption and extra columns
-    samples = _shard_samples(manifest["shards"])
+    samples = _shard_samples(manifest["outputs"]["shards"])
     ok = {r["SAMPLE_ID"]: r for r in results if r["status"] == "success"}
     assert sorted(s["SAMPLE_ID"] for s in samples) == sorted(ok)
     for s in samples:
@@ -196,7 +199,7 @@ def test_stage_accounts_for_every_url_retries_transient_failures_and_resumes(tmp
         assert s["txt"] == src_row["caption"]
         assert (s["count"], s["number_word"]) == (src_row["count"], src_row["number_word"])
         assert s["number_end"] - s["number_start"] == len(s["number_word"])
-    assert manifest["shards"] == shard_paths(manifest["outputs"]["shards"])
+    assert manifest["outputs"]["shards"] == shard_paths(shards_dir)
 
     # λ on top: frequencies of what was really downloaded
     freqs = class_frequencies(manifest)
@@ -209,28 +212,28 @@ def test_stage_accounts_for_every_url_retries_transient_failures_and_resumes(tmp
     t0 = time.perf_counter()
     assert run_download_stage(source, "counting", cfg, str(tmp_path / "data")) == manifest
     extra = ["SAMPLE_ID", "count", "number_start", "number_end", "number_word"]
-    again = download_urls(src, manifest["outputs"]["shards"], cfg, additional_columns=extra)
+    again = download_urls(src, shards_dir, cfg, additional_columns=extra)
     assert all(p["skipped"] for p in again["passes"])
-    assert again["successes"] == manifest["successes"]
+    assert again["successes"] == manifest["stats"]["successes"]
     assert time.perf_counter() - t0 < first_run / 2
     # asking for fewer passes drops the later ones: flaky samples fall back to their pass-0 500
     fewer = download_urls(
         src,
-        manifest["outputs"]["shards"],
+        shards_dir,
         cfg.model_copy(update={"retry_failed_passes": 0}),
         additional_columns=extra,
     )
     assert [p["pass"] for p in fewer["passes"]] == [0]
     assert fewer["successes"] + fewer["failures"] == n
     got_in_pass_1 = sum(1 for r in results if r["status"] == "success" and r["pass"] == 1)
-    assert fewer["successes"] == manifest["successes"] - got_in_pass_1
-    now = read_results(manifest["outputs"]["shards"]).to_pylist()
+    assert fewer["successes"] == manifest["stats"]["successes"] - got_in_pass_1
+    now = read_results(shards_dir).to_pylist()
     assert all(r["pass"] == 0 for r in now)
     assert all(r["status"] != "success" for r, k in zip(now, kinds, strict=True) if k == "flaky")
     with pytest.raises(ValueError, match="number_sample_per_shard"):
         download_urls(
             src,
-            manifest["outputs"]["shards"],
+            shards_dir,
             cfg.model_copy(update={"number_sample_per_shard": 5}),
             additional_columns=extra,
         )

@@ -185,30 +185,41 @@ def test_trimmed_text_encoding_is_exact(tiny) -> None:
 # --------------------------------------------------------------------------- zero-shot
 
 
-def test_zero_shot_synthetic_and_clip_benchmark_folder(tiny, tmp_path: Path) -> None:
-    from countclip.evaluation.zeroshot import write_clip_benchmark_folder, zero_shot_eval
+def test_zero_shot_on_the_worlds_clip_benchmark_folders(tiny, tmp_path: Path) -> None:
+    from countclip.evaluation.zeroshot import zero_shot_eval
+    from countclip.synthetic.zeroshot import synthetic_samples, write_zero_shot_sets
 
     model, preprocess, tokenizer = tiny
-    res = zero_shot_eval(model, preprocess, tokenizer, per_class=2, image_size=48)
-    assert set(res) == {"shape", "colour"}
+    datasets = write_zero_shot_sets(tmp_path / "zs", per_class=2, image_size=48)
+    assert set(datasets) == {"shape", "colour"}
+    assert (Path(datasets["shape"]) / "classnames.txt").read_text().splitlines()[0] == "circles"
+    res = zero_shot_eval(model, preprocess, tokenizer, datasets)
     for task in res.values():
         assert task["n"] == 16 and len(task["classes"]) == 8
         assert 0.0 <= task["accuracy"] <= 1.0
         recalls = [v for v in task["per_class_recall"].values() if v is not None]
         assert task["mean_per_class_recall"] == pytest.approx(sum(recalls) / len(recalls))
-    folder = write_clip_benchmark_folder(tmp_path / "shape", "shape", per_class=2, image_size=48)
-    assert (folder / "classnames.txt").read_text().splitlines()[0] == "circles"
-    from_folder = zero_shot_eval(model, preprocess, tokenizer, dataset_dir=folder)
-    # Same images (PNG is lossless), same prompts: the same answer as the in-process set.
-    assert from_folder["shape"]["accuracy"] == res["shape"]["accuracy"]
-    assert from_folder["shape"]["per_class_recall"] == res["shape"]["per_class_recall"]
+    # the folder holds exactly the rendered test scenes (PNG is lossless)
+    import webdataset as wds
+
+    shards = sorted(str(p) for p in (Path(datasets["shape"]) / "test").glob("*.tar"))
+    stored = [s["png"] for s in wds.WebDataset(shards, shardshuffle=False, empty_check=False)]
+    assert len(stored) == 16
+    first, _ = next(synthetic_samples("shape", 2, 48))
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert Image.open(BytesIO(stored[0])).tobytes() == first.tobytes()
+    validation = zero_shot_eval(model, preprocess, tokenizer, datasets, split="validation")
+    assert validation["shape"]["n"] == 16
     with pytest.raises(FileNotFoundError, match=r"classnames\.txt"):
-        zero_shot_eval(model, preprocess, tokenizer, dataset_dir=tmp_path)
+        zero_shot_eval(model, preprocess, tokenizer, {"nothing": tmp_path})
 
 
 def test_zero_shot_validation_scenes_are_not_the_test_scenes() -> None:
     """Tuning on the validation scenes must not see the reported check's images."""
-    from countclip.evaluation.zeroshot import TEST_SEED, VALIDATION_SEED, synthetic_samples
+    from countclip.synthetic.zeroshot import TEST_SEED, VALIDATION_SEED, synthetic_samples
 
     for task in ("shape", "colour"):
         test = list(synthetic_samples(task, 3, 32, TEST_SEED))
@@ -256,12 +267,14 @@ def countbench_manifest(tmp_path_factory):
 def test_countbench_stage_reports_dead_urls(countbench_manifest) -> None:
     manifest, _, _ = countbench_manifest
     assert manifest["stage"] == "countbench"
-    assert manifest["rows"] == 29 and manifest["rows_main"] == 28
-    assert manifest["rows_supplement"] == 1
-    assert manifest["unlocated"] == [27]
-    assert manifest["dead_urls"] == 1 and manifest["dead_by_error"] == {"http_404": 1}
-    assert manifest["evaluated"] == 27 and manifest["evaluated_main"] == 26
-    assert manifest["message"].startswith("evaluated 26 of 28 (+1 of 1 supplement rows)")
+    assert manifest["stats"]["rows"] == 29 and manifest["stats"]["rows_main"] == 28
+    assert manifest["stats"]["rows_supplement"] == 1
+    assert manifest["stats"]["unlocated"] == [27]
+    assert manifest["stats"]["dead_urls"] == 1 and manifest["stats"]["dead_by_error"] == {
+        "http_404": 1
+    }
+    assert manifest["stats"]["evaluated"] == 27 and manifest["stats"]["evaluated_main"] == 26
+    assert manifest["stats"]["message"].startswith("evaluated 26 of 28 (+1 of 1 supplement rows)")
     dead = pq.read_table(manifest["outputs"]["dead_urls"]).to_pylist()
     assert [(d["SAMPLE_ID"], d["error_class"]) for d in dead] == [(0, "http_404")]
     assert "fail=404" in dead[0]["URL"]
@@ -302,7 +315,10 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
     # The stage: a random-init model and a checkpoint, then the side-by-side report.
     data = str(root / "data")
     ckpt = save_checkpoint_for_open_clip(model, tmp_path / "tiny.pt")
-    small = cfg.model_copy(update={"zero_shot_per_class": 2})
+    from countclip.synthetic.zeroshot import write_zero_shot_sets
+
+    datasets = write_zero_shot_sets(tmp_path / "zs", per_class=2, image_size=48)
+    small = cfg.model_copy(update={"zero_shot_datasets": datasets})
     a = run_evaluation_stage(
         {"name": TINY_MODEL, "checkpoint": str(ckpt), "label": "tiny-ckpt"}, manifest, small, data
     )
@@ -313,8 +329,10 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
         data,
     )
     assert a["stage"] == "evaluate" and a["fingerprint"] != b["fingerprint"]
-    assert a["accuracy"] == pytest.approx(res["accuracy"])  # the checkpoint is the same model
-    assert a["evaluated"] == 27 and set(a["zero_shot"]) == {"shape", "colour"}
+    assert a["stats"]["accuracy"] == pytest.approx(
+        res["accuracy"]
+    )  # the checkpoint is the same model
+    assert a["stats"]["evaluated"] == 27 and set(a["stats"]["zero_shot"]) == {"shape", "colour"}
     assert (
         run_evaluation_stage(
             {"name": TINY_MODEL, "checkpoint": str(ckpt), "label": "tiny-ckpt"},
@@ -324,7 +342,9 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
         )
         == a
     )
-    results = {m["label"]: json.loads(Path(m["outputs"]["results"]).read_text()) for m in (a, b)}
+    results = {
+        m["stats"]["label"]: json.loads(Path(m["outputs"]["results"]).read_text()) for m in (a, b)
+    }
     report = write_comparison_report(results, tmp_path / "report")
     assert "| metric | tiny-ckpt | random | Δ random − tiny-ckpt |" in report["table"]
     assert "| images evaluated | 26 of 28 (+1) | 26 of 28 (+1) |  |" in report["table"]

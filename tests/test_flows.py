@@ -66,7 +66,7 @@ def test_transient_download_failure_is_retried(prefect_harness, tmp_path, monkey
     )
     state = retry_check(cfg, return_state=True)
     assert state.is_completed(), state
-    assert state.result()["successes"] > 0
+    assert state.result()["stats"]["successes"] > 0
     download = task_runs(state)["download-counting"]
     assert download.state.name == "Completed"
     assert download.run_count == 2  # failed once, retried once
@@ -156,9 +156,9 @@ def test_promotion_keeps_the_better_model(prefect_harness, tmp_path) -> None:
 
     def manifest(fp: str, acc: float) -> dict:
         return {"fingerprint": fp, "outputs": {"checkpoint": f"/ckpt/{fp}.pt"},
-                "best_val_count_acc": acc}  # fmt: skip
+                "stats": {"best_val_count_acc": acc}}  # fmt: skip
 
-    first = promote_task(manifest("a", 0.40), {"accuracy": 0.3}, root, run_name="r1")
+    first = promote_task(manifest("a", 0.40), {"stats": {"accuracy": 0.3}}, root, run_name="r1")
     worse = promote_task(manifest("b", 0.35), None, root, run_name="r2")
     better = promote_task(manifest("c", 0.55), None, root, run_name="r3")
     assert (first["promoted"], worse["promoted"], better["promoted"]) == (True, False, True)
@@ -182,9 +182,9 @@ def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None
     state = build_count_dataset(cfg=cfg, runner="dask", return_state=True)
     assert state.is_completed(), state
     result = state.result()
-    assert result["captions"]["parts"] == 2
-    assert len(result["metadata"]["parts"]) == 2
-    assert result["counting"]["successes"] > 0
+    assert result["captions"]["stats"]["parts"] == 2
+    assert len(result["metadata"]["stats"]["parts"]) == 2
+    assert result["counting"]["stats"]["successes"] > 0
 
 
 @pytest.mark.slow

@@ -85,15 +85,15 @@ def test_metadata_stage_counts_outputs_and_resume(laion, tmp_path):
     cfg = MetadataConfig(source=str(laion / "*.parquet"), common_ratio=0.5, seed=3)
     m = run_metadata_stage(cfg, str(tmp_path / "root"))
     exp = _expected()
-    assert m["rows_read"] == 1000
-    assert m["kept"] == exp["kept"]
-    assert m["dropped"] == exp["dropped"]
-    assert m["rows_read"] == m["kept"] + sum(m["dropped"].values())
+    assert m["stats"]["rows_read"] == 1000
+    assert m["stats"]["kept"] == exp["kept"]
+    assert m["stats"]["dropped"] == exp["dropped"]
+    assert m["stats"]["rows_read"] == m["stats"]["kept"] + sum(m["stats"]["dropped"].values())
     cand = pq.read_table(m["outputs"]["candidates"])
     common = pq.read_table(m["outputs"]["common"])
     assert cand.column_names == list(LAION_COLUMNS)
-    assert cand.num_rows == m["kept"]
-    assert common.num_rows == m["common_rows"] == -(-m["kept"] // 2)
+    assert cand.num_rows == m["stats"]["kept"]
+    assert common.num_rows == m["stats"]["common_rows"] == -(-m["stats"]["kept"] // 2)
     texts = set(cand.column("TEXT").to_pylist())
     assert texts <= {CAPTIONS[0], CAPTIONS[1], CAPTIONS[5]}
     assert not set(common.column("TEXT").to_pylist()) & texts
@@ -108,8 +108,10 @@ def test_metadata_stage_counts_outputs_and_resume(laion, tmp_path):
     assert pq.read_table(repeat["outputs"]["common"]).equals(common)
     # stage 2 reads stage 1's manifest directly
     cap = run_caption_stage(m, CaptionConfig(), str(tmp_path / "root"))
-    assert cap["kept"] + cap["rejected"] == m["kept"]
-    assert cap["rejected_by_reason"] == {"time": sum(t == CAPTIONS[5] for t in texts_of(cand))}
+    assert cap["stats"]["kept"] + cap["stats"]["rejected"] == m["stats"]["kept"]
+    assert cap["stats"]["rejected_by_reason"] == {
+        "time": sum(t == CAPTIONS[5] for t in texts_of(cand))
+    }
     assert cap["outputs"]["common"] == m["outputs"]["common"]
 
 
@@ -124,7 +126,9 @@ def test_digits_prefilter(laion, tmp_path):
 
 
 def _no_outputs(root) -> bool:
-    return not root.exists() or not [p for p in root.rglob("*") if p.is_file()]
+    return not root.exists() or not [
+        p for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts
+    ]
 
 
 def test_missing_file(tmp_path):

@@ -42,12 +42,12 @@ def test_corpus_caps_counting_share(world_parts: list[str], tmp_path: Path) -> N
 def test_pretrain_stage_writes_loadable_baseline_and_is_cached(
     world_parts: list[str], tmp_path: Path
 ) -> None:
-    world = {"fingerprint": "w", "source": str(Path(world_parts[0]).parent / "*.parquet")}
+    world = {"fingerprint": "w", "outputs": {"metadata": str(Path(world_parts[0]).parent)}}
     cfg = PretrainConfig(rows=300, steps=3, batch_size=16, warmup_steps=1, threads=1)
     manifest = run_pretrain_stage(world, cfg, str(tmp_path))
     checkpoint = Path(manifest["outputs"]["checkpoint"])
     assert checkpoint.exists()
-    assert manifest["counting_share"] <= 0.05 + 1e-9
+    assert manifest["stats"]["counting_share"] <= 0.05 + 1e-9
     model, _, _ = load_model(TINY_MODEL, str(checkpoint), "cpu")
     saved = torch.load(checkpoint, map_location="cpu")
     assert torch.equal(model.state_dict()["logit_scale"], saved["logit_scale"])

@@ -84,12 +84,8 @@ def test_stage_outputs_manifest_and_cache(shards, tmp_path):
         )
     )
     manifests = (
-        {
-            "outputs": {"shards": str(Path(counting[0]).parent)},
-            "shards": counting,
-            "fingerprint": "c1",
-        },
-        {"outputs": {"shards": str(Path(common[0]).parent)}, "shards": common, "fingerprint": "m1"},
+        {"outputs": {"shards": counting}, "fingerprint": "c1"},
+        {"outputs": {"shards": common}, "fingerprint": "m1"},
         {"outputs": {"lambdas": str(lambdas)}, "fingerprint": "l1"},
     )
     calls = []
@@ -97,13 +93,13 @@ def test_stage_outputs_manifest_and_cache(shards, tmp_path):
     manifest = run_training(
         *manifests, cfg, str(tmp_path / "root"), progress=lambda f, m: calls.append(f)
     )
-    assert manifest["stage"] == "train" and manifest["steps"] == 4
-    assert manifest["model"] == TINY_MODEL
+    assert manifest["stage"] == "train" and manifest["stats"]["steps"] == 4
+    assert manifest["stats"]["model"] == TINY_MODEL
     assert set(manifest["outputs"]) == {"checkpoint", "last", "metrics", "loss_plot"}
     for path in manifest["outputs"].values():
         assert Path(path).stat().st_size > 0
-    assert 0 <= manifest["best_val_count_acc"] <= 1 and manifest["samples_per_s"] > 0
-    assert manifest["final_count_loss"] > 0 and calls[-1] == 1.0
+    assert 0 <= manifest["stats"]["best_val_count_acc"] <= 1 and manifest["stats"]["samples_per_s"] > 0
+    assert manifest["stats"]["final_count_loss"] > 0 and calls[-1] == 1.0
     rows = [json.loads(x) for x in Path(manifest["outputs"]["metrics"]).read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
     assert [r["step"] for r in rows if "val_count_acc" in r] == [0, 2, 4]
@@ -216,7 +212,7 @@ def test_ddp_two_processes_gloo(shards, tmp_path):
             "--master_port",
             str(_free_port()),
             "-m",
-            "countclip.training.loop",
+            "countclip.training",
             "--config",
             str(config),
             "--out",
