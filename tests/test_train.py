@@ -98,7 +98,8 @@ def test_stage_outputs_manifest_and_cache(shards, tmp_path):
     assert set(manifest["outputs"]) == {"checkpoint", "last", "metrics", "loss_plot"}
     for path in manifest["outputs"].values():
         assert Path(path).stat().st_size > 0
-    assert 0 <= manifest["stats"]["best_val_count_acc"] <= 1 and manifest["stats"]["samples_per_s"] > 0
+    stats = manifest["stats"]
+    assert 0 <= stats["best_val_count_acc"] <= 1 and stats["samples_per_s"] > 0
     assert manifest["stats"]["final_count_loss"] > 0 and calls[-1] == 1.0
     rows = [json.loads(x) for x in Path(manifest["outputs"]["metrics"]).read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
