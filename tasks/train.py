@@ -28,7 +28,13 @@ def train_task(
     """Train one model. No retries: the stage resumes from its last checkpoint when rerun."""
     progress = artifacts.ProgressReporter(f"train-{label}-progress", f"training {label}")
     manifest = run_training(
-        counting_manifest, common_manifest, lambdas_manifest, cfg, data_root, progress=progress
+        counting_manifest,
+        common_manifest,
+        lambdas_manifest,
+        cfg,
+        data_root,
+        progress=progress,
+        label=label,
     )
     progress.done()
     artifacts.markdown(

@@ -169,6 +169,7 @@ def run_pretrain_stage(
             None,
             work / "run",
             progress=sub_progress(progress, 0.05, 1.0),
+            show_progress="pretrain baseline",
         )
         return StageOutput(
             outputs={

@@ -120,7 +120,7 @@ def train(
     lambdas: Mapping[int, float] | None,
     out_dir: str | os.PathLike[str],
     progress: Progress | None = None,
-    show_progress: bool = True,
+    show_progress: bool | str = True,
     resume: bool = True,
 ) -> dict[str, Any]:
     """Train into ``out_dir`` (resuming from its ``state.pt`` if present) and return a summary.
@@ -166,7 +166,7 @@ def _train(
     lambdas: Mapping[int, float] | None,
     out: Path,
     progress: Progress | None,
-    show_progress: bool,
+    show_progress: bool | str,
     resume: bool,
     rank: int,
     world_size: int,
@@ -279,10 +279,11 @@ def _train(
     if show_progress and is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(
+        bar = tqdm(  # side-by-side runs (the demo's fine-tunes) each get their own line
             total=steps,
             initial=start_step,
-            desc="train",
+            desc=show_progress if isinstance(show_progress, str) else "train",
+            disable=None,  # no bar when stderr is not a terminal (workers, CI logs)
             unit="step",
             dynamic_ncols=True,
             mininterval=1.0,

@@ -79,11 +79,13 @@ def run_training(
     cfg: TrainConfig,
     data_root: str,
     progress: Progress | None = None,
+    label: str = "train",
 ) -> dict:
     """Fine-tune into ``<data_root>/train/<fp>`` and write the manifest.
 
     A rerun after a crash resumes from the directory's last checkpoint (same fingerprint, same
-    directory); a finished stage returns its manifest at once.
+    directory); a finished stage returns its manifest at once. ``label`` names the run's
+    progress bar in a terminal (the demo trains two runs side by side).
     """
 
     def build(work: Path) -> StageOutput:
@@ -94,7 +96,7 @@ def run_training(
             lambdas_of(lambdas_manifest),
             work,
             progress=progress,
-            show_progress=False,
+            show_progress=label,
         )
         names = ("checkpoint", "last", "metrics", "loss_plot")
         return StageOutput(
