@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-# Offline hygiene (../shared/STACK.md): no update checks, no hub retries, no telemetry.
+# Offline hygiene (countclip/offline.py says why): no update checks, no hub retries, no telemetry.
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 export WANDB_MODE := disabled

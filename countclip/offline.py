@@ -1,6 +1,6 @@
 """Offline hygiene: environment settings that stop the stack from phoning home.
 
-Measured here (../shared/STACK.md): albumentations asks PyPI for updates at every import (in every
+Measured on this project's machines: albumentations asks PyPI for updates at every import (in every
 img2dataset worker), open_clip's hub lookups retry for ~46 s before failing offline, wandb and
 Prefect send telemetry. Defaults only: a user who sets a variable keeps their value.
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -37,10 +38,20 @@ def test_every_package_folder_is_listed() -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from a copy of the checkout (setuptools reuses an in-tree ``build/``, which
+    could carry modules that no longer exist)."""
+    source = tmp_path_factory.mktemp("source") / "countclip"
+    local = {".git", ".venv", ".pytest-tmp", "build", "data", "results"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = Path(folder) == REPO
+        return {n for n in names if (top and n in local) or n == "__pycache__"}
+
+    shutil.copytree(REPO, source, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
+         "-w", str(out), str(source)],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     wheels = list(out.glob("countclip-*.whl"))

@@ -2,7 +2,7 @@
 
 L = L_CLIP + L_count, where L_CLIP is open_clip's ``ClipLoss`` over the *whole* batch (counting
 and common samples; counterfactual captions are not part of it; features gathered across ranks
-exactly as open_clip does) and L_count is (../shared/DESIGN.md, "The method (exact)")
+exactly as open_clip does) and L_count is (docs/design.md, "The method")
 
     L_count = (1/N) Σ_k w_k · −log( e^{s·i_k·t_k} / (e^{s·i_k·t_k} + Σ_j e^{s·i_k·cf_kj}) )
 

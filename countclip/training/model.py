@@ -5,7 +5,7 @@ checkpoint: ``open_clip.create_model_and_transforms(name, pretrained=path)`` loa
 and the real path is the same call with ``pretrained="openai"`` (ViT-B-32, downloaded from the
 hub where the network allows it; offline, ``HF_HUB_OFFLINE=1`` makes that fail fast).
 
-The tiny config (``countclip-tiny``) is the one measured in ../shared/STACK.md: a 64 px ViT
+The tiny config (``countclip-tiny``) is small enough to train on 2 CPU cores: a 64 px ViT
 (patch 8, width 128, 4 layers, 4 heads) and a 3-layer text transformer with context 16, using the
 ViT-B-32 BPE vocabulary (SimpleTokenizer ships it, so no download). It is registered with
 ``open_clip.add_model_config`` when this module is imported, so ``open_clip.create_model*`` and
