@@ -61,6 +61,14 @@ class WorldConfig(StrictModel):
     distractor_fraction: float = Field(
         0.03, ge=0, le=1, description="captions with a number word that is not a count"
     )
+    caption_noise: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="share of counting captions whose image shows another count, as in LAION: "
+        "off by one or two, one item for 'a pack of six', or a number that counts something "
+        "not drawn ('for three kids'); the truth is only in the world's ground truth",
+    )
     count_distribution: dict[int, float] = Field(
         default_factory=lambda: {
             2: 0.65,
@@ -171,6 +179,49 @@ class DownloadConfig(StrictModel):
         description="failure classes a retry-failed pass re-queues (transient ones); never "
         "opt_out, and 404/4xx/decode errors are deterministic",
     )
+
+
+DETECTORS = (
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "retinanet_resnet50_fpn_v2",
+    "retinanet_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+)
+"""torchvision COCO detectors the verify stage can count with."""
+
+
+class VerifyConfig(StrictModel):
+    """Stage 3b: keep a counting sample only if its image shows the caption's count."""
+
+    counter: Literal["classical", "torchvision", "none"] = Field(
+        "classical",
+        description="classical = foreground segmentation + connected components (the synthetic "
+        "world's objects); torchvision = a COCO detector (real photos); none = keep everything "
+        "(the naive filter)",
+    )
+    detector: Literal[DETECTORS] = Field(  # type: ignore[valid-type]
+        "fasterrcnn_resnet50_fpn_v2", description="torchvision detector (counter: torchvision)"
+    )
+    score_threshold: float = Field(
+        0.5, ge=0, le=1, description="detections below this score are not counted"
+    )
+    weights: str | None = Field(
+        None,
+        description="detector state dict (.pth); None = torchvision's cache file of the "
+        "detector's COCO weights (never downloaded); 'random' = untrained weights, for testing "
+        "the plumbing only (its counts mean nothing)",
+    )
+    min_object_fraction: float = Field(
+        0.002,
+        ge=0,
+        lt=1,
+        description="classical counter: a foreground blob smaller than this share of the image "
+        "is noise, not an object",
+    )
+    batch_size: int = speed(32, "images per counter batch", ge=1)
+    device: str = speed("auto", "torch device of the detector: auto, cpu, cuda, cuda:1")
 
 
 class LambdaConfig(StrictModel):
@@ -323,6 +374,7 @@ class PipelineConfig(StrictModel):
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     captions: CaptionConfig = Field(default_factory=CaptionConfig)
     download: DownloadConfig = Field(default_factory=DownloadConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     lambdas: LambdaConfig = Field(default_factory=LambdaConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -15,19 +15,19 @@ from countclip.training.model import TINY_MODEL, load_model
 from countclip.training.validation import validation_scores
 
 torch.set_num_threads(1)
+WORLD = WorldConfig(rows=600, counting_fraction=0.3, seed=3)
 
 
 @pytest.fixture(scope="module")
 def world_parts(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     out = tmp_path_factory.mktemp("world")
-    world = WorldConfig(rows=600, counting_fraction=0.3, seed=3)
-    return [str(p) for p in generate_metadata(out, world, "http://127.0.0.1:9")]
+    return [str(p) for p in generate_metadata(out, WORLD, "http://127.0.0.1:9")]
 
 
 def test_corpus_caps_counting_share(world_parts: list[str], tmp_path: Path) -> None:
-    uncapped = render_corpus(world_parts, tmp_path / "all", rows=600, image_size=32)
+    uncapped = render_corpus(world_parts, tmp_path / "all", rows=600, image_size=32, world=WORLD)
     capped = render_corpus(
-        world_parts, tmp_path / "capped", rows=600, image_size=32, counting_share=0.05
+        world_parts, tmp_path / "capped", rows=600, image_size=32, counting_share=0.05, world=WORLD
     )
     assert uncapped["sizes"]["counting"] > 0.2 * 600  # the world is counting-rich
     assert capped["sizes"]["counting"] <= 0.05 * 600
@@ -42,7 +42,11 @@ def test_corpus_caps_counting_share(world_parts: list[str], tmp_path: Path) -> N
 def test_pretrain_stage_writes_loadable_baseline_and_is_cached(
     world_parts: list[str], tmp_path: Path
 ) -> None:
-    world = {"fingerprint": "w", "outputs": {"metadata": str(Path(world_parts[0]).parent)}}
+    world = {
+        "fingerprint": "w",
+        "config": WORLD.model_dump(mode="json"),
+        "outputs": {"metadata": str(Path(world_parts[0]).parent)},
+    }
     cfg = PretrainConfig(rows=300, steps=3, batch_size=16, warmup_steps=1, threads=1)
     manifest = run_pretrain_stage(world, cfg, str(tmp_path))
     checkpoint = Path(manifest["outputs"]["checkpoint"])

@@ -1,4 +1,5 @@
-"""The metadata generator: exact LAION schema, the caption mix, captions that match images."""
+"""The metadata generator: exact LAION schema, the caption mix, captions that match images
+(but for the noisy share, which only the ground truth knows), opaque URLs."""
 
 from __future__ import annotations
 
@@ -15,15 +16,23 @@ from countclip.synthetic import (
     LAION_SCHEMA,
     NUMBER_WORDS,
     generate_metadata,
-    parse_scene_url,
     row_kinds,
-    scene_url,
+    world_truth,
+    write_ground_truth,
 )
-from countclip.synthetic.metadata import MetadataConfigError
+from countclip.synthetic.captions import UNRELATED_COUNT_TEMPLATES
+from countclip.synthetic.metadata import NOISE_KINDS, MetadataConfigError
 from countclip.synthetic.world import PLURALS
 
 BASE = "http://127.0.0.1:9"
-WORLD = WorldConfig(rows=20_000, parts=3, seed=7, counting_fraction=0.1, distractor_fraction=0.05)
+WORLD = WorldConfig(
+    rows=20_000,
+    parts=3,
+    seed=7,
+    counting_fraction=0.1,
+    distractor_fraction=0.05,
+    caption_noise=0.3,
+)
 COUNT_WORDS = {w: n for n, w in NUMBER_WORDS.items() if n >= 2}
 COUNT_RE = re.compile(r"\b(" + "|".join(COUNT_WORDS) + r")\b", re.IGNORECASE)
 HIDDEN_RE = re.compile(r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|\d", re.IGNORECASE)
@@ -65,20 +74,23 @@ def test_deterministic_given_seed(tmp_path: Path, table: pa.Table) -> None:
 
 def test_caption_mix_and_captions_match_their_images(table: pa.Table) -> None:
     kinds = row_kinds(WORLD)
+    truth = world_truth(WORLD)
     assert (kinds == 1).mean() == pytest.approx(WORLD.counting_fraction, abs=1e-4)
     assert (kinds == 2).mean() == pytest.approx(WORLD.distractor_fraction, abs=1e-4)
     texts = table.column("TEXT").to_pylist()
-    urls = table.column("URL").to_pylist()
     counts = []
-    for text, url, kind in zip(texts, urls, kinds, strict=True):
-        scene = parse_scene_url(url)
+    for sample_id, (text, kind) in enumerate(zip(texts, kinds, strict=True)):
+        scene = truth.scene(sample_id)
         low = text.lower()
-        assert scene.colour in low, (text, url)
-        assert scene.shape in low or PLURALS[scene.shape] in low, (text, url)
+        assert scene.colour in low, (text, scene)
+        assert scene.shape in low or PLURALS[scene.shape] in low, (text, scene)
         words = COUNT_RE.findall(text)
-        if kind == 1:  # exactly one number word, and it is the image's count
-            assert len(words) == 1 and COUNT_WORDS[words[0].lower()] == scene.count, text
-            counts.append(scene.count)
+        if kind == 1:  # exactly one number word: the image's count unless the row is noisy
+            assert len(words) == 1, text
+            stated = COUNT_WORDS[words[0].lower()]
+            assert stated == truth.caption_count[sample_id], text
+            assert (stated == scene.count) == (truth.noise[sample_id] == 0), (text, scene)
+            counts.append(stated)
         elif kind == 2:  # a number word that is not a count, over a non-counting image
             assert HIDDEN_RE.search(text), text
             assert scene.count in (0, 1)
@@ -93,12 +105,63 @@ def test_caption_mix_and_captions_match_their_images(table: pa.Table) -> None:
     assert len({t for t, k in zip(texts, kinds, strict=True) if k == 1}) > 500  # varied
 
 
-def test_urls_name_their_scene_and_some_rows_fail_quality_filters(table: pa.Table) -> None:
+def test_caption_noise_kinds_and_shares(table: pa.Table, tmp_path: Path) -> None:
+    """Exactly ``caption_noise`` of the counting rows are noisy, of every kind, each the way its
+    kind says; the other rows are the same world as without noise."""
+    truth = world_truth(WORLD)
+    counting = truth.caption_kind == 1
+    noisy = truth.noise != 0
+    assert not (noisy & ~counting).any()
+    assert noisy.sum() == round(counting.sum() * WORLD.caption_noise)
+    kinds = {NOISE_KINDS[k]: (truth.noise == k) for k in range(1, len(NOISE_KINDS))}
+    assert all(mask.sum() > 0.1 * noisy.sum() for mask in kinds.values())
+    stated, shown = truth.caption_count.astype(int), truth.count.astype(int)
+    assert (np.abs(stated - shown)[kinds["off_by_one"]] == 1).all()
+    assert (np.abs(stated - shown)[kinds["off_by_two"]] == 2).all()
+    assert (shown[kinds["pack"]] == 1).all() and (stated[kinds["pack"]] >= 2).all()
+    assert ((shown != stated) & (shown >= 1))[kinds["unrelated"]].all()
+    texts = table.column("TEXT").to_pylist()
+    for i in np.flatnonzero(kinds["pack"])[:50]:
+        assert re.search(r"\b(pack|set) of\b", texts[i], re.IGNORECASE), texts[i]
+    heads = {t.split("{n}")[1].split()[0] for t in UNRELATED_COUNT_TEMPLATES}
+    for i in np.flatnonzero(kinds["unrelated"])[:50]:
+        number = COUNT_RE.search(texts[i])
+        assert texts[i][number.end() :].split()[0].lower() in heads, texts[i]
+    quiet = WORLD.model_copy(update={"caption_noise": 0.0})
+    clean = pa.concat_tables(pq.read_table(p) for p in generate_metadata(tmp_path, quiet, BASE))
+    same = ~noisy
+    assert np.array_equal(
+        np.array(clean.column("TEXT").to_pylist(), dtype=object)[same],
+        np.array(texts, dtype=object)[same],
+    )
+
+
+def test_ground_truth_file_is_the_truth_and_stays_out_of_the_metadata(tmp_path: Path) -> None:
+    path = write_ground_truth(tmp_path / "ground_truth.parquet", WORLD)
+    gt = pq.read_table(path)
+    assert gt.num_rows == WORLD.rows
+    assert gt.column_names == [
+        "SAMPLE_ID",
+        "caption_kind",
+        "caption_count",
+        "true_count",
+        "shape",
+        "colour",
+        "noise",
+    ]
+    truth = world_truth(WORLD)
+    assert np.array_equal(gt.column("true_count").to_numpy(), truth.count)
+    counting = np.array(gt.column("caption_kind").to_pylist()) == "counting"
+    assert gt.column("caption_count").null_count == (~counting).sum()
+    assert not [p for p in tmp_path.iterdir() if p.name != "ground_truth.parquet"]
+
+
+def test_urls_are_opaque_and_some_rows_fail_quality_filters(table: pa.Table) -> None:
     rows = table.to_pydict()
     http = [u for u in rows["URL"] if u.startswith("http://")]
     assert 0 < len(rows["URL"]) - len(http) < 0.02 * WORLD.rows  # a few ftp:// and file://
-    for url in http[:500]:
-        assert url == scene_url(BASE, parse_scene_url(url))
+    for sample_id, url in zip(rows["SAMPLE_ID"], rows["URL"], strict=True):
+        assert url.endswith(f"/img/{sample_id}.jpg"), url  # nothing about the scene
     height, width = np.array(rows["HEIGHT"]), np.array(rows["WIDTH"])
     nsfw, sim = np.array(rows["NSFW"]), np.array(rows["similarity"])
     small = (height < 64) | (width < 64)

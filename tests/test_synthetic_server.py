@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image, UnidentifiedImageError
 
@@ -20,12 +21,17 @@ from countclip.synthetic import (
     MISBEHAVIOURS,
     ImageServer,
     Scene,
+    generate_metadata,
     misbehaviour_for,
     render_scene,
+    scene_for_id,
     scene_url,
+    world_truth,
 )
 
-WORLD = WorldConfig(seed=3, misbehave_fraction=0.3, slow_seconds=2.0, image_size=96)
+WORLD = WorldConfig(
+    seed=3, rows=2000, misbehave_fraction=0.3, slow_seconds=2.0, image_size=96, caption_noise=0.3
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +72,30 @@ def test_good_image_is_the_rendered_scene(srv: ImageServer) -> None:
     ref = render_scene(Scene(good, 3, "star", "red"), 96)
     diff = sum(abs(a - b) for a, b in zip(img.convert("RGB").tobytes(), ref.tobytes(), strict=True))
     assert diff / len(ref.tobytes()) < 6  # only JPEG noise
+
+
+def test_an_opaque_url_shows_the_ground_truth_even_against_its_caption(
+    srv: ImageServer, tmp_path
+) -> None:
+    """A metadata URL names only the id; the server renders what the world's ground truth holds
+    for it: the caption's count on a clean row, another count on a noisy one."""
+    truth = world_truth(WORLD)
+    good = {i for i in range(len(truth)) if srv.misbehaviour(i) is None}
+    clean = next(i for i in sorted(good) if truth.caption_kind[i] == 1 and truth.noise[i] == 0)
+    noisy = next(i for i in sorted(good) if truth.noise[i] != 0)
+    part = generate_metadata(tmp_path, WORLD, srv.base_url)[0]
+    rows = pq.read_table(part, columns=["SAMPLE_ID", "URL"]).to_pydict()
+    urls = dict(zip(rows["SAMPLE_ID"], rows["URL"], strict=True))
+    for sample_id in (clean, noisy):
+        scene = truth.scene(sample_id)
+        assert urls[sample_id] == f"{srv.base_url}/img/{sample_id}.jpg"
+        status, _, body = _get(urls[sample_id])
+        assert status == 200 and body == srv.jpeg(scene)
+    assert truth.scene(clean).count == truth.caption_count[clean]
+    assert truth.scene(noisy).count != truth.caption_count[noisy]
+    # not a metadata row: the id's default scene
+    beyond = next(i for i in range(len(truth), len(truth) + 100) if srv.misbehaviour(i) is None)
+    assert _get(f"{srv.base_url}/img/{beyond}.jpg")[2] == srv.jpeg(scene_for_id(beyond))
 
 
 def test_misbehaviour_is_a_deterministic_share_of_ids(srv: ImageServer) -> None:

@@ -3,12 +3,15 @@
 - :func:`render_scene`: a :class:`Scene` (id, count 1..10 or 0 = non-counting pattern, shape,
   colour) -> a deterministic RGB image;
 - :func:`generate_metadata`: LAION-400M-schema parquet parts with LAION-like captions (counting,
-  distractor, plain) whose URLs name their scene;
+  distractor, plain; some counting captions noisy) with opaque image URLs;
+- :func:`world_truth` / :func:`write_ground_truth`: what each image really shows, kept out of
+  the metadata;
 - :class:`ImageServer`: a loopback HTTP server that renders those URLs and misbehaves on purpose;
 - :func:`write_countbench`: a held-out CountBench in the real JSON format.
 """
 
 from countclip.synthetic.countbench import countbench_scenes, write_countbench
+from countclip.synthetic.ground_truth import world_truth, write_ground_truth
 from countclip.synthetic.metadata import LAION_SCHEMA, generate_metadata, row_kinds
 from countclip.synthetic.render import layout_scene, render_sample, render_scene
 from countclip.synthetic.server import MISBEHAVIOURS, ImageServer, misbehaviour_for
@@ -42,5 +45,7 @@ __all__ = [
     "row_kinds",
     "scene_for_id",
     "scene_url",
+    "world_truth",
     "write_countbench",
+    "write_ground_truth",
 ]

@@ -3,7 +3,9 @@
 Placeholders: ``{n}`` number word, ``{c}`` colour, ``{s}`` shape, ``{p}`` shape plural.
 Non-counting and distractor templates carry the scene they describe: 0 = a dense pattern (no
 count), 1 = a single object. CountBench templates are never used in the training metadata
-(a test checks it), as real CountBench captions differ from LAION's.
+(a test checks it), as real CountBench captions differ from LAION's. Noisy counting captions
+(:data:`UNRELATED_COUNT_TEMPLATES`, :data:`PACK_TEMPLATES`) state a count their image does not
+show, as a share of LAION's do.
 """
 
 from __future__ import annotations
@@ -72,6 +74,24 @@ DISTRACTOR_TEMPLATES: tuple[tuple[str, int], ...] = (
     ("{c} {p} seamless pattern, 24/7 shop", 0),
     ("freight company {c} {s} logo", 1),
 )
+
+UNRELATED_COUNT_TEMPLATES: tuple[str, ...] = (
+    "{c} {p} party garland for {n} kids",
+    "{c} {p} gift wrap for {n} friends",
+    "{c} {p} napkins for a table of {n} guests",
+    "{c} {p} quilt made by {n} sisters",
+    "{c} {p} stickers from {n} artists",
+    "{c} {p} printable game for {n} players",
+    "{c} {p} birthday banner for {n} brothers",
+    "{c} {p} cake toppers for {n} guests",
+)
+"""Caption noise: the number counts something the image does not show (the kids, the guests);
+the drawn objects are another count. Written only for noisy rows (``world.caption_noise``)."""
+
+PACK_TEMPLATES: tuple[int, ...] = tuple(
+    i for i, t in enumerate(COUNTING_TEMPLATES) if "pack of" in t.lower() or "set of" in t.lower()
+)
+"""Counting templates that name a pack or set: the "pack of six, one item pictured" noise."""
 
 COUNTBENCH_TEMPLATES: tuple[str, ...] = (
     "There are {n} {c} {p} on the table.",

@@ -2,14 +2,23 @@
 
 Vectorised so a million rows take seconds: every caption is one entry of a precomputed table of
 all (template, count, shape, colour, casing) combinations, so a row's TEXT is a ``pyarrow`` take
-of an index computed with numpy, and its URL a vectorised string join. Each row's image scene
-(count, shape, colour) is written into its URL, so the caption always matches the image.
+of an index computed with numpy, and its URL a vectorised string join.
+
+URLs are opaque (``/img/<SAMPLE_ID>.jpg``): the image server looks the scene up in the world's
+ground truth (:mod:`countclip.synthetic.ground_truth`). A URL that named its scene would hand the
+pipeline the true count of every noisy row, which no LAION URL does.
 
 Row mix: ``world.counting_fraction`` counting captions (counts drawn from
 ``world.count_distribution``), ``world.distractor_fraction`` captions with number words that are
 not counts, the rest plain non-counting captions; exact shares, randomly placed. Independently,
 a few rows fail the usual LAION quality filters: small HEIGHT/WIDTH (~3 %), NSFW "UNSURE"/"NSFW"
 (~4.5 %), similarity below 0.28 (~7 %), non-http(s) URLs (~0.5 %).
+
+Caption noise: ``world.caption_noise`` of the counting rows (exactly, randomly chosen) get an
+image that shows another count (:data:`NOISE_KINDS`): off by one or two; a single item under a
+"pack of six" caption; or a caption whose number counts something not drawn ("for three kids")
+over some other count. Drawn from a random stream of its own, so a world without noise is the
+same world, row for row, as with it, apart from the noisy rows.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import itertools
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +43,8 @@ from countclip.synthetic.captions import (
     COUNTING_TEMPLATES,
     DISTRACTOR_TEMPLATES,
     NON_COUNTING_TEMPLATES,
+    PACK_TEMPLATES,
+    UNRELATED_COUNT_TEMPLATES,
     apply_casing,
     fill,
 )
@@ -47,6 +59,11 @@ from countclip.synthetic.world import (
 PART_NAME = "part-{:05d}.parquet"
 
 KIND_NON_COUNTING, KIND_COUNTING, KIND_DISTRACTOR = 0, 1, 2
+NOISE_KINDS: tuple[str, ...] = ("none", "off_by_one", "off_by_two", "pack", "unrelated")
+"""Caption noise kinds; a row's ``noise`` is an index into this tuple (0 = the image shows the
+caption's count)."""
+NOISE_WEIGHTS: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
+"""Shares of off_by_one, off_by_two, pack and unrelated among the noisy rows."""
 _S, _C, _K, _NC = len(SHAPES), len(COLOURS), len(CASINGS), MAX_COUNT
 _NSFW = np.array(["UNLIKELY", "UNSURE", "NSFW"], dtype=object)
 _NSFW_P = (0.955, 0.03, 0.015)
@@ -69,22 +86,39 @@ class MetadataConfigError(ValueError):
     """A WorldConfig the generator cannot honour; the message names the field."""
 
 
-@lru_cache(maxsize=1)
-def caption_table() -> tuple[pa.Array, int, int, np.ndarray, np.ndarray]:
-    """All captions the world can write, and how to index them.
+class CaptionTable(NamedTuple):
+    """Every caption the world can write, and where each kind starts in :attr:`texts`."""
 
-    Returns ``(texts, distractor_offset, non_counting_offset, nc_scene, dis_scene)``: counting
-    caption (t, count, s, c, k) is entry ``(((t*10 + count-1)*S + s)*C + c)*K + k``; the other
-    kinds follow at their offsets as ``((t*S + s)*C + c)*K + k``. ``*_scene`` give each
-    non-counting/distractor template's scene count (0 pattern, 1 single object).
-    """
+    texts: pa.Array
+    distractor_offset: int
+    non_counting_offset: int
+    nc_scene: np.ndarray
+    dis_scene: np.ndarray
+    unrelated_offset: int
+
+
+def _counting_block(templates: tuple[str, ...]) -> list[str]:
     texts: list[str] = []
-    for t in COUNTING_TEMPLATES:
+    for t in templates:
         for n in range(1, _NC + 1):
             for s in SHAPES:
                 for c in COLOURS:
                     base = fill(t, s, c, NUMBER_WORDS[n])
                     texts.extend(apply_casing(base, k) for k in CASINGS)
+    return texts
+
+
+@lru_cache(maxsize=1)
+def caption_table() -> CaptionTable:
+    """All captions the world can write, and how to index them.
+
+    Counting caption (t, count, s, c, k) is entry ``(((t*10 + count-1)*S + s)*C + c)*K + k``;
+    the noisy "unrelated" counting captions follow the same layout from ``unrelated_offset``;
+    distractor and non-counting captions follow at their offsets as ``((t*S + s)*C + c)*K + k``.
+    ``*_scene`` give each non-counting/distractor template's scene count (0 pattern, 1 single
+    object).
+    """
+    texts = _counting_block(COUNTING_TEMPLATES)
     dis_offset = len(texts)
     for t, _ in DISTRACTOR_TEMPLATES:
         for s in SHAPES:
@@ -95,22 +129,12 @@ def caption_table() -> tuple[pa.Array, int, int, np.ndarray, np.ndarray]:
         for s in SHAPES:
             for c in COLOURS:
                 texts.extend(apply_casing(fill(t, s, c), k) for k in CASINGS)
+    unrelated_offset = len(texts)
+    texts.extend(_counting_block(UNRELATED_COUNT_TEMPLATES))
     nc_scene = np.array([sc for _, sc in NON_COUNTING_TEMPLATES], dtype=np.int64)
     dis_scene = np.array([sc for _, sc in DISTRACTOR_TEMPLATES], dtype=np.int64)
-    return pa.array(texts, pa.string()), dis_offset, nc_offset, nc_scene, dis_scene
-
-
-@lru_cache(maxsize=1)
-def _url_suffixes() -> pa.Array:
-    """``.jpg?n=..&shape=..&colour=..`` for every (count, shape, colour): (n*S + s)*C + c."""
-    return pa.array(
-        [
-            f".jpg?n={n}&shape={s}&colour={c}"
-            for n in range(MAX_COUNT + 1)
-            for s in SHAPES
-            for c in COLOURS
-        ],
-        pa.string(),
+    return CaptionTable(
+        pa.array(texts, pa.string()), dis_offset, nc_offset, nc_scene, dis_scene, unrelated_offset
     )
 
 
@@ -127,7 +151,7 @@ def _count_distribution(world: WorldConfig) -> tuple[np.ndarray, np.ndarray]:
     return counts, probs / probs.sum()
 
 
-def _draw_rows(world: WorldConfig) -> dict[str, np.ndarray]:
+def draw_rows(world: WorldConfig) -> dict[str, np.ndarray]:
     """Every random choice of every row, vectorised (deterministic given ``world.seed``)."""
     n = world.rows
     if world.counting_fraction + world.distractor_fraction > 1:
@@ -138,7 +162,9 @@ def _draw_rows(world: WorldConfig) -> dict[str, np.ndarray]:
     if n >= COUNTBENCH_ID_BASE:
         raise MetadataConfigError(f"world.rows must be < {COUNTBENCH_ID_BASE} (CountBench ids)")
     counts, probs = _count_distribution(world)
-    _, dis_offset, nc_offset, nc_scene, dis_scene = caption_table()
+    table = caption_table()
+    dis_offset, nc_offset = table.distractor_offset, table.non_counting_offset
+    nc_scene, dis_scene = table.nc_scene, table.dis_scene
     rng = np.random.default_rng([world.seed, 0x1A10])
 
     n_count = round(n * world.counting_fraction)
@@ -165,6 +191,7 @@ def _draw_rows(world: WorldConfig) -> dict[str, np.ndarray]:
         np.where(is_d, dis_offset + t_dis * block + sck, nc_offset + t_nc * block + sck),
     )
     scene_count = np.where(is_c, count, np.where(is_d, dis_scene[t_dis], nc_scene[t_nc]))
+    noise = _add_noise(world, is_c, count, sck, caption, scene_count)
 
     size = np.full(n, world.image_size, dtype=np.int32)
     height, width = size.copy(), size.copy()
@@ -182,7 +209,11 @@ def _draw_rows(world: WorldConfig) -> dict[str, np.ndarray]:
     return {
         "kind": kind,
         "caption": caption,
-        "url_suffix": (scene_count * _S + shape) * _C + colour,
+        "caption_count": np.where(is_c, count, 0),
+        "scene_count": scene_count,
+        "shape": shape,
+        "colour": colour,
+        "noise": noise,
         "scheme": scheme,
         "height": height.astype(np.int32),
         "width": width.astype(np.int32),
@@ -190,6 +221,46 @@ def _draw_rows(world: WorldConfig) -> dict[str, np.ndarray]:
         "license": rng.choice(len(_LICENSES), n, p=_LICENSE_P),
         "similarity": similarity,
     }
+
+
+def _add_noise(
+    world: WorldConfig,
+    is_counting: np.ndarray,
+    count: np.ndarray,
+    sck: np.ndarray,
+    caption: np.ndarray,
+    scene_count: np.ndarray,
+) -> np.ndarray:
+    """Give ``world.caption_noise`` of the counting rows an image of another count, in place
+    (``caption``, ``scene_count``); returns each row's noise kind (index into NOISE_KINDS)."""
+    rng = np.random.default_rng([world.seed, 0x4015E])
+    noise = np.zeros(len(count), dtype=np.int8)
+    counting = np.flatnonzero(is_counting)
+    rows = np.sort(rng.choice(counting, round(len(counting) * world.caption_noise), replace=False))
+    k = len(rows)
+    kinds = rng.choice(np.arange(1, len(NOISE_KINDS)), k, p=NOISE_WEIGHTS).astype(np.int8)
+    stated = count[rows]
+    kinds[(kinds == 3) & (stated == 1)] = 1  # "pack of one" showing one item is no noise
+    offset = np.where(kinds == 2, 2, 1) * rng.choice([-1, 1], k)
+    shifted = stated + offset
+    shifted = np.where((shifted < 1) | (shifted > MAX_COUNT), stated - offset, shifted)
+    other = (stated - 1 + rng.integers(1, MAX_COUNT, k)) % MAX_COUNT + 1  # any count but stated
+    pack_template = np.array(PACK_TEMPLATES)[rng.integers(0, len(PACK_TEMPLATES), k)]
+    unrelated_template = rng.integers(0, len(UNRELATED_COUNT_TEMPLATES), k)
+    block = _S * _C * _K
+    scene_count[rows] = np.select([kinds <= 2, kinds == 3], [shifted, 1], other)
+    caption[rows] = np.select(
+        [kinds == 3, kinds == 4],
+        [
+            (pack_template * _NC + stated - 1) * block + sck[rows],
+            caption_table().unrelated_offset
+            + (unrelated_template * _NC + stated - 1) * block
+            + sck[rows],
+        ],
+        caption[rows],
+    )
+    noise[rows] = kinds
+    return noise
 
 
 def generate_metadata(
@@ -202,9 +273,8 @@ def generate_metadata(
     written atomically. Returns the part paths in order.
     """
     out_dir = Path(out_dir)
-    rows = _draw_rows(world)
-    texts = caption_table()[0]
-    suffixes = _url_suffixes()
+    rows = draw_rows(world)
+    texts = caption_table().texts
     base = base_url.rstrip("/")
     rest = base.split("://", 1)[-1]
     prefixes = pa.array([base, f"ftp://{rest}", f"file://{rest}"], pa.string())
@@ -219,7 +289,7 @@ def generate_metadata(
             pc.take(prefixes, pa.array(rows["scheme"][sl])),
             "/img/",
             ids.cast(pa.string()),
-            pc.take(suffixes, pa.array(rows["url_suffix"][sl])),
+            ".jpg",
             "",
         )
         table = pa.Table.from_arrays(
@@ -245,4 +315,4 @@ def generate_metadata(
 def row_kinds(world: WorldConfig) -> np.ndarray:
     """Caption kind of every row :func:`generate_metadata` writes for ``world`` (by SAMPLE_ID):
     0 non-counting, 1 counting, 2 distractor. Ground truth for tests of caption filters."""
-    return _draw_rows(world)["kind"]
+    return draw_rows(world)["kind"]

@@ -3,7 +3,8 @@
 The paper fine-tunes OpenAI's CLIP, which learnt from web captions where few state a count and
 so counts poorly. The synthetic world has no such model, so this stage makes one the same way:
 L_CLIP only, from random init, on the world's own metadata rows (counting captions at their
-natural, LAION-like share). Images are rendered in-process from each row's scene URL rather than
+natural, LAION-like share). Images are rendered in-process from the world's ground truth
+(:mod:`countclip.synthetic.ground_truth`: metadata URLs are opaque) rather than
 downloaded — the pipeline's download path is exercised by the much smaller counting and common
 sets; routing a pretraining corpus through the loopback server would only cost minutes.
 
@@ -21,7 +22,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from countclip.atomic import atomic_dir
-from countclip.config import PretrainConfig, TrainConfig
+from countclip.config import PretrainConfig, TrainConfig, WorldConfig
 from countclip.data.captions.parser import parse_captions
 from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to, sub_progress
 
@@ -48,18 +49,22 @@ def render_corpus(
     image_size: int,
     counting_share: float = 1.0,
     per_shard: int = 2000,
+    *,
+    world: WorldConfig,
 ) -> dict[str, Any]:
     """Render up to ``rows`` metadata rows into img2dataset-shaped shards: captions that state a
     count (parsed by :mod:`countclip.data.captions.parser`) go to ``counting-*.tar`` with their
     count and span, the rest to ``common-*.tar``. A counting row that would lift the counting share
     of
     the corpus so far above ``counting_share`` is skipped, so the corpus stays LAION-like even
-    over a counting-rich world. Returns shard lists and sizes."""
+    over a counting-rich world. Each image is the scene ``world``'s ground truth holds for the
+    row's SAMPLE_ID (noisy captions included, as in LAION). Returns shard lists and sizes."""
     import webdataset as wds
 
+    from countclip.synthetic.ground_truth import world_truth
     from countclip.synthetic.render import render_scene
-    from countclip.synthetic.world import parse_scene_url
 
+    truth = world_truth(world)
     records = _metadata_rows(parts, rows)
     if not records:
         raise ValueError(f"pretrain: no metadata rows in {list(parts)}")
@@ -76,7 +81,12 @@ def render_corpus(
             kept = sizes["counting"] + sizes["common"]
             if caption is not None and sizes["counting"] + 1 > counting_share * (kept + 1):
                 continue
-            scene = parse_scene_url(record["URL"])
+            scene = truth.scene(int(record["SAMPLE_ID"]))
+            if scene is None:
+                raise ValueError(
+                    f"pretrain: SAMPLE_ID {record['SAMPLE_ID']} of {list(parts)} is not a row "
+                    "of the world's metadata (another world's parts?)"
+                )
             buffer = io.BytesIO()
             render_scene(scene, size=image_size).save(buffer, format="JPEG", quality=90)
             meta: dict[str, Any] = {"SAMPLE_ID": record["SAMPLE_ID"], "status": "success"}
@@ -137,9 +147,14 @@ def run_pretrain_stage(
     """Stage "pretrain": corpus rendering + L_CLIP training; outputs the baseline checkpoint.
 
     ``world_manifest`` is the synthetic world's manifest (its ``metadata`` output holds the
-    parquet parts). The run directory survives a crash, so a rerun resumes training.
+    parquet parts, its ``config`` the world whose ground truth the images are rendered from).
+    The run directory survives a crash, so a rerun resumes training.
     """
     from countclip.training.loop import train
+
+    if "config" not in world_manifest:
+        raise ValueError("pretrain: the world manifest has no 'config' (the WorldConfig)")
+    world = WorldConfig.model_validate(world_manifest["config"])
 
     def build(work: Path) -> StageOutput:
         parts = sorted(
@@ -152,7 +167,9 @@ def run_pretrain_stage(
         corpus_dir = work / "corpus"
         if not (corpus_dir / "corpus.json").exists():
             with atomic_dir(corpus_dir) as tmp:
-                corpus = render_corpus(parts, tmp, cfg.rows, cfg.image_size, cfg.counting_share)
+                corpus = render_corpus(
+                    parts, tmp, cfg.rows, cfg.image_size, cfg.counting_share, world=world
+                )
                 corpus = {
                     k: [str(corpus_dir / Path(p).name) for p in v] if k != "sizes" else v
                     for k, v in corpus.items()

@@ -1,4 +1,9 @@
-"""The loopback image server: renders JPEGs from the URL, and misbehaves on purpose.
+"""The loopback image server: renders the JPEG a URL names, and misbehaves on purpose.
+
+A metadata URL is opaque (``/img/<SAMPLE_ID>.jpg``): the server looks the scene up in its
+world's ground truth (:mod:`countclip.synthetic.ground_truth`), as a web host serves whatever
+image it holds whatever the caption says. A URL with a scene query (``?n=3&shape=star&colour=red``:
+CountBench, tests, benchmarks) is rendered as it says.
 
 A real ``http.server.ThreadingHTTPServer`` on 127.0.0.1 so the downloader meets real sockets,
 real timeouts and real broken responses. Which ids misbehave is a pure function of
@@ -17,8 +22,9 @@ from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 from countclip.config import WorldConfig
+from countclip.synthetic.ground_truth import WorldTruth, scene_for_request, world_truth
 from countclip.synthetic.render import render_scene, warm_up
-from countclip.synthetic.world import _PATH_RE, Scene, parse_scene_url
+from countclip.synthetic.world import _PATH_RE, Scene
 
 MISBEHAVIOURS: tuple[str, ...] = ("404", "500", "slow", "truncated", "not_image", "noai", "flaky")
 """What a misbehaving id gets: 404/500 errors; "slow" sleeps ``world.slow_seconds`` before a
@@ -90,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
             return
         try:
-            scene = parse_scene_url(self.path)
+            scene = scene_for_request(self.path, owner.truth)
         except ValueError as exc:
             self._send(400, f"{exc}\n".encode(), "text/plain")
             return
@@ -147,6 +153,7 @@ class ImageServer:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._requests: Counter[int] = Counter()
+        self._truth: WorldTruth | None = None
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> ImageServer:
@@ -154,6 +161,7 @@ class ImageServer:
             return self
         self._stopping.clear()
         warm_up(self.world.image_size)  # the first requests must not all wait on the textures
+        self._truth = world_truth(self.world)  # nor on the world's draws
         httpd = _HTTPServer((self.host, self.world.port), _Handler)
         httpd.owner = self
         self._httpd = httpd
@@ -198,6 +206,13 @@ class ImageServer:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def truth(self) -> WorldTruth:
+        """The served world's ground truth (what an opaque ``/img/<id>.jpg`` shows)."""
+        if self._truth is None:
+            self._truth = world_truth(self.world)
+        return self._truth
 
     def misbehaviour(self, sample_id: int) -> str | None:
         """How this server answers ``sample_id`` when no ``?fail=`` forces it (None = fine)."""

@@ -1,8 +1,11 @@
-"""The vocabulary of the synthetic world and the one thing every part agrees on: the scene URL.
+"""The vocabulary of the synthetic world and its image URLs.
 
-A :class:`Scene` is the ground truth of one image (id, count, shape, colour). The metadata
-generator writes it into the image URL, the loopback server parses it back out and renders it, so
-the server holds no files and any URL can be checked against the image it returns.
+A :class:`Scene` is the ground truth of one image (id, count, shape, colour). Metadata URLs are
+opaque (``/img/<id>.jpg``): the loopback server renders the scene the world's ground truth holds
+for the id (:mod:`countclip.synthetic.ground_truth`), so no URL tells the pipeline what a noisy
+caption's image really shows. A scene URL (:func:`scene_url`: ``?n=3&shape=star&colour=red``)
+names its scene outright; CountBench, whose labels are public anyway, and tests use those. Either
+way the server holds no files.
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ def scene_for_id(sample_id: int) -> Scene:
     """A deterministic default scene for a bare id (``/img/5.jpg`` with no query).
 
     Handy for people poking the server by hand and for ``render_sample``; the metadata generator
-    does not use it (its scenes follow the captions and travel in the URL).
+    does not use it (its scenes follow the captions, and the server finds them in the world's
+    ground truth).
     """
     digest = hashlib.blake2b(str(sample_id).encode(), digest_size=8).digest()
     h = int.from_bytes(digest, "little")
