@@ -14,7 +14,7 @@ from countclip_flows.common import Runner, build_stages, resolve_config, world_c
 from countclip_flows.evaluate_countbench import model_ref_for
 from countclip_tasks.caching import bind
 from countclip_tasks.evaluate import countbench_task, evaluate_task
-from countclip_tasks.promotion import promote_task
+from countclip_tasks.promotion import freeze_promotion_set_task, promote_task
 from countclip_tasks.train import train_task
 
 
@@ -24,7 +24,8 @@ def retrain_countclip(
     data_root: str | None = None,
     runner: Runner = "default",
 ) -> dict:
-    """Retrain and promote the new model only if its val counting accuracy is better."""
+    """Retrain, and promote the new model only if it counts better than the promoted one on
+    the frozen promotion set."""
     cfg = resolve_config(cfg, data_root)
     root = cfg.data_root
     with world_context(cfg):
@@ -37,9 +38,17 @@ def retrain_countclip(
         evaluation = bind(evaluate_task, root)(
             model_ref_for(cfg, checkpoint, "candidate"), bench, cfg.evaluate, root
         )
-    decision = promote_task(trained, evaluation, root, run_name=flow_run.get_name())
+        promotion_set = freeze_promotion_set_task(data["counting"], root)
+    decision = promote_task(
+        trained,
+        promotion_set,
+        root,
+        cfg.train.model.name,
+        run_name=flow_run.get_name(),
+        countbench_accuracy=evaluation["stats"]["accuracy"],
+    )
     print(
-        f"promoted: {decision['promoted']} (val counting accuracy "
-        f"{decision['best_val_count_acc']} vs {decision['previous_best_val_count_acc']})"
+        f"promoted: {decision['promoted']} (frozen promotion set: "
+        f"{decision['promotion_score']:.4f} vs {decision['previous_promotion_score']})"
     )
     return decision

@@ -1,5 +1,5 @@
 """Flows and deployments: retries on transient download failures, none on bad input, the
-prefect.yaml deployments, parameter forms, and the promotion rule of retrain-countclip."""
+prefect.yaml deployments and parameter forms (promotion: tests/test_promotion.py)."""
 
 from __future__ import annotations
 
@@ -147,23 +147,6 @@ def test_prefect_yaml_deployments() -> None:
     laion = deployments["build-count-dataset/laion400m"].parameters["cfg"]
     assert laion == yaml.safe_load((REPO / "configs" / "laion400m.yaml").read_text())
     assert load_config(REPO / "configs" / "laion400m.yaml").train.model.pretrained == "openai"
-
-
-def test_promotion_keeps_the_better_model(prefect_harness, tmp_path) -> None:
-    from countclip_tasks.promotion import promote_task, read_history, read_promoted
-
-    root = str(tmp_path)
-
-    def manifest(fp: str, acc: float) -> dict:
-        return {"fingerprint": fp, "outputs": {"checkpoint": f"/ckpt/{fp}.pt"},
-                "stats": {"best_val_count_acc": acc}}  # fmt: skip
-
-    first = promote_task(manifest("a", 0.40), {"stats": {"accuracy": 0.3}}, root, run_name="r1")
-    worse = promote_task(manifest("b", 0.35), None, root, run_name="r2")
-    better = promote_task(manifest("c", 0.55), None, root, run_name="r3")
-    assert (first["promoted"], worse["promoted"], better["promoted"]) == (True, False, True)
-    assert read_promoted(root)["checkpoint"] == "/ckpt/c.pt"
-    assert [h["run"] for h in read_history(root)] == ["r1", "r2", "r3"]
 
 
 @pytest.mark.slow
