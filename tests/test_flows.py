@@ -206,3 +206,35 @@ def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
         assert runs[f"evaluate-{label}"].state.is_completed()
     markdown = Path(report["markdown"])
     assert markdown.is_file() and "CountBench accuracy" in markdown.read_text()
+
+
+@pytest.mark.slow
+def test_retrain_promotes_only_a_better_model_on_the_frozen_set(prefect_harness, tmp_path) -> None:
+    """Two scheduled runs with nothing new: the first promotes its model and freezes the
+    promotion set; the second trains the same model (a cache hit), scores it on the same set
+    and keeps the promoted one (not strictly better)."""
+    from countclip_flows.retrain_countclip import retrain_countclip
+
+    cfg = load_config(
+        REPO / "configs" / "synthetic-small.yaml",
+        {
+            "data_root": str(tmp_path),
+            "world": {"rows": 600, "parts": 1, "counting_fraction": 0.3},
+            "download": {"image_size": 64, "retry_failed_passes": 0},
+            "train": {
+                "steps": 4,
+                "batch_size": 16,
+                "eval_every": 2,
+                "checkpoint_every": 4,
+                "warmup_steps": 1,
+                "val_fraction": 0.3,
+            },
+            "evaluate": {"batch_size": 64, "zero_shot": False},
+        },
+    )
+    first = retrain_countclip(cfg=cfg)
+    second = retrain_countclip(cfg=cfg)
+    assert first["promoted"] and not second["promoted"]
+    assert second["promotion_set_sha256"] == first["promotion_set_sha256"]
+    assert second["promotion_score"] == pytest.approx(first["promotion_score"])
+    assert second["previous_promotion_score"] == pytest.approx(first["promotion_score"])
