@@ -26,9 +26,8 @@ from open_clip.loss import ClipLoss
 from countclip.config import ModelConfig
 from countclip.synthetic.shards import write_synthetic_shards
 from countclip.training.loader import build_train_loader, load_samples
-from countclip.training.loop import encode_batch
 from countclip.training.losses import CountingClipLoss
-from countclip.training.model import TINY_MODEL, TrainForward, create_model
+from countclip.training.model import TINY_MODEL, TrainForward, create_model, encode_batch
 from countclip.training.optim import param_groups
 
 

@@ -20,7 +20,6 @@ from countclip.training.loader import (
     ShardError,
     TrainBatches,
     build_train_loader,
-    build_val_loader,
     index_shard,
     is_validation,
     load_samples,
@@ -29,6 +28,7 @@ from countclip.training.loader import (
 from countclip.training.model import TINY_MODEL
 from countclip.training.shard_index import ShardReader
 from countclip.training.tokens import crop_span, crop_to_context, token_count
+from countclip.training.validation import build_val_loader
 
 torch.set_num_threads(1)
 WORDS = {n: NUMBER_WORDS[n] for n in COUNTS}
@@ -309,3 +309,27 @@ def test_sample_order_is_the_key_order_not_the_tar_order(
     assert [r.key for r in again.train_counting] == [r.key for r in samples.train_counting]
     a, b = _dataset(samples, tokenizer, transform)[2], _dataset(again, tokenizer, transform)[2]
     assert a["sample_ids"] == b["sample_ids"] and torch.equal(a["images"], b["images"])
+
+
+@pytest.mark.parametrize("power", [0.0, 1.0])
+def test_lambda_mean_matches_the_expected_lambda_under_the_sampling(
+    samples, tokenizer, transform, power
+) -> None:
+    """Schemes compared at matched mean λ: E[λ] of a counting slot equals ``lambda_mean``,
+    and the ratios between counts stay the scheme's."""
+    from countclip.data.lambdas import compute_lambdas
+
+    freqs: dict[int, int] = {}
+    for ref in samples.train_counting:
+        freqs[ref.count] = freqs.get(ref.count, 0) + 1
+    lambdas = compute_lambdas(freqs, "log")
+    kw = dict(lambdas=lambdas, count_sampling_power=power)
+    plain = _dataset(samples, tokenizer, transform, **kw).weight_of
+    matched_ds = _dataset(samples, tokenizer, transform, lambda_mean=0.5, **kw)
+    matched = matched_ds.weight_of
+    p = matched_ds.count_probabilities()
+    assert sum(p.values()) == pytest.approx(1.0)
+    assert sum(p[c] * matched[c] for c in p) == pytest.approx(0.5)
+    assert sum(p[c] * plain[c] for c in p) != pytest.approx(0.5)
+    ratios = {c: matched[c] / plain[c] for c in plain}
+    assert max(ratios.values()) == pytest.approx(min(ratios.values()))

@@ -135,10 +135,9 @@ def score_on_promotion_set(
     import torch
 
     from countclip.devices import resolve_device
-    from countclip.training.loader import build_val_loader
     from countclip.training.model import load_model
     from countclip.training.shard_index import Samples
-    from countclip.training.validation import validate, validation_scores
+    from countclip.training.validation import build_val_loader, validate, validation_scores
 
     where = resolve_device(device)
     model, preprocess, tokenizer = load_model(model_name, checkpoint, where)

@@ -56,9 +56,7 @@ __all__ = [
     "Samples",
     "ShardError",
     "TrainBatches",
-    "ValBatches",
     "build_train_loader",
-    "build_val_loader",
     "counterfactual",
     "index_shard",
     "is_validation",
@@ -159,6 +157,7 @@ class TrainBatches(Dataset):
         rank: int = 0,
         world_size: int = 1,
         count_sampling_power: float = 1.0,
+        lambda_mean: float | None = None,
     ) -> None:
         self.counting = samples.train_counting
         self.common = samples.common
@@ -176,8 +175,8 @@ class TrainBatches(Dataset):
         # so control and CountCLIP runs report the same counting metric.
         self.cf_k = 1 if count_loss == "count" else len(COUNTS) - 1
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.weight_of = self._weights(lambdas, lambda_scale)
         self.class_members, self.class_p = self._class_sampling(count_sampling_power)
+        self.weight_of = self._weights(lambdas, lambda_scale, lambda_mean)
         self.reader = ShardReader()
 
     def _class_sampling(self, power: float) -> tuple[list[np.ndarray], np.ndarray | None]:
@@ -213,14 +212,36 @@ class TrainBatches(Dataset):
             int(self.class_members[c][rng.integers(len(self.class_members[c]))]) for c in classes
         ]
 
-    def _weights(self, lambdas: Mapping[int, float] | None, scale: float) -> dict[int, float]:
+    def _weights(
+        self, lambdas: Mapping[int, float] | None, scale: float, mean: float | None
+    ) -> dict[int, float]:
+        """λ per count × ``scale``; with ``mean``, rescaled so that the expected λ of a counting
+        slot under this run's sampling is ``mean`` — schemes compared at matched mean λ, so that
+        "log beats constant" cannot just mean "log's λ is larger"."""
         if lambdas is None:
             return {c: scale for c in COUNTS}
         present = {r.count for r in self.counting}
         missing = sorted(present - set(lambdas))
         if missing:
             raise ValueError(f"lambdas.json: field 'lambdas' has no value for count(s) {missing}")
-        return {c: float(lambdas[c]) * scale for c in present}
+        weights = {c: float(lambdas[c]) * scale for c in present}
+        if mean is None or not weights:
+            return weights
+        expected = sum(p * weights[c] for c, p in self.count_probabilities().items())
+        return {c: w * mean / expected for c, w in weights.items()} if expected > 0 else weights
+
+    def count_probabilities(self) -> dict[int, float]:
+        """The probability that a counting slot holds count c, under this run's sampling."""
+        if self.class_p is not None:
+            return {
+                int(self.counting[m[0]].count): float(p)
+                for m, p in zip(self.class_members, self.class_p, strict=True)
+            }
+        n: dict[int, int] = {}
+        for ref in self.counting:
+            n[ref.count] = n.get(ref.count, 0) + 1
+        total = sum(n.values())
+        return {c: k / total for c, k in n.items()}
 
     def __len__(self) -> int:  # endless in principle; the sampler decides which steps exist
         return 2**62
@@ -280,35 +301,7 @@ class TrainBatches(Dataset):
         }
 
 
-class ValBatches(Dataset):
-    """Validation counting samples in fixed batches: images and the 9 count variants."""
-
-    def __init__(
-        self,
-        refs: Sequence[SampleRef],
-        tokenizer: Any,
-        transform: Callable[[Image.Image], torch.Tensor],
-        batch_size: int,
-    ) -> None:
-        self.refs = list(refs)
-        self.tokenizer, self.transform, self.batch_size = tokenizer, transform, batch_size
-        self.reader = ShardReader()
-
-    def __len__(self) -> int:
-        return -(-len(self.refs) // self.batch_size)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        refs = self.refs[index * self.batch_size : (index + 1) * self.batch_size]
-        images = torch.stack([self.transform(self.reader.image(r)) for r in refs])
-        texts = [t for r in refs for t in count_variants(r, self.tokenizer).values()]
-        return {
-            "images": images,
-            "variant_texts": self.tokenizer(texts).view(len(refs), len(COUNTS), -1),
-            "counts": torch.tensor([r.count for r in refs], dtype=torch.long),
-        }
-
-
-def _loader(dataset: Dataset, indices: Iterable[int], workers: int) -> DataLoader:
+def batch_loader(dataset: Dataset, indices: Iterable[int], workers: int) -> DataLoader:
     # Every ``iter()`` of a DataLoader draws a base seed from its generator, by default torch's
     # process-wide one, which another run in the same process may be using under
     # :func:`~countclip.training.runtime.seeded_global_rng`. Batches never use that seed (they are
@@ -341,6 +334,7 @@ def build_train_loader(
     world_size: int = 1,
     workers: int = 0,
     count_sampling_power: float = 1.0,
+    lambda_mean: float | None = None,
 ) -> DataLoader:
     """Batches for steps ``start_step .. steps-1`` on this rank (``batch_size`` is per rank).
 
@@ -359,24 +353,6 @@ def build_train_loader(
         rank,
         world_size,
         count_sampling_power,
+        lambda_mean,
     )
-    return _loader(dataset, range(start_step, steps), workers)
-
-
-def build_val_loader(
-    samples: Samples,
-    tokenizer: Any,
-    transform: Callable[[Image.Image], torch.Tensor],
-    *,
-    batch_size: int,
-    rank: int = 0,
-    world_size: int = 1,
-    workers: int = 0,
-) -> DataLoader:
-    """Validation batches of this rank's share (every ``world_size``-th sample)."""
-    refs = samples.val_counting[rank::world_size]
-    return _loader(
-        ValBatches(refs, tokenizer, transform, batch_size),
-        range(-(-len(refs) // batch_size)),
-        workers,
-    )
+    return batch_loader(dataset, range(start_step, steps), workers)

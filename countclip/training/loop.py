@@ -20,8 +20,8 @@ Model selection: validation counting accuracy (argmax over the nine captions wit
 swapped to two..ten, CountBench's rule) on the held-out split of the counting data, every
 ``eval_every`` steps (or every epoch) and at the end; never on CountBench.
 
-Run under torchrun: ``torchrun --nproc_per_node 2 -m countclip.training.loop --config configs/x.yaml
---counting DIR --common DIR --lambdas lambdas.json --out OUT`` (gloo on CPU, NCCL on GPU).
+Under torchrun: ``torchrun --nproc_per_node 2 -m countclip.training ...`` (gloo on CPU, NCCL on
+GPU; :mod:`countclip.training.__main__`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from countclip.training.augment import training_transform
 from countclip.training.loader import (
     Samples,
     build_train_loader,
-    build_val_loader,
     load_samples,
     steps_per_epoch,
 )
@@ -55,6 +54,7 @@ from countclip.training.losses import CountingClipLoss
 from countclip.training.model import (
     TrainForward,
     create_model,
+    encode_batch,
     save_checkpoint_for_open_clip,
     unwrap_model,
 )
@@ -71,36 +71,18 @@ from countclip.training.runtime import (
     seeded_global_rng,
 )
 from countclip.training.state import STATE_FILE, load_state, restore_state, save_state
-from countclip.training.validation import per_count_recall, validate, validation_scores
+from countclip.training.validation import (
+    build_val_loader,
+    per_count_recall,
+    validate,
+    validation_scores,
+)
 
 BEST_FILE = "best.pt"
 LAST_FILE = "last.pt"
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss_curves.png"
 SUMMARY_FILE = "summary.json"
-
-
-# --------------------------------------------------------------------------- step pieces
-
-
-def encode_batch(
-    model: nn.Module, batch: Mapping[str, Any], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward for the whole step, encoding each distinct token row once.
-
-    ``model`` is a :class:`TrainForward` (trimmed text encoding), DDP around one, or a plain
-    open_clip CLIP. Returns image features (B, D), caption features (B, D), counterfactual
-    features (N, K, D) and the exponentiated logit scale.
-    """
-    texts, cf = batch["texts"], batch["cf_texts"]
-    n, k = cf.shape[0], cf.shape[1]
-    rows = torch.cat([texts, cf.reshape(n * k, -1)]) if n * k else texts
-    unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    images = batch["images"].to(device, non_blocking=True)
-    image_features, unique_features, logit_scale = model(images, unique.to(device))[:3]
-    text_all = unique_features[inverse.to(device)]
-    b = texts.shape[0]
-    return image_features, text_all[:b], text_all[b:].view(n, k, -1), logit_scale
 
 
 # --------------------------------------------------------------------------- the loop
@@ -215,6 +197,7 @@ def _train(
         world_size=world_size,
         workers=cfg.workers,
         count_sampling_power=cfg.count_sampling_power,
+        lambda_mean=cfg.lambda_mean,
     )
     val_loader = build_val_loader(
         samples,

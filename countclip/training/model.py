@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,23 @@ def save_checkpoint_for_open_clip(model: nn.Module, path: str | os.PathLike[str]
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
+
+def encode_batch(
+    model: nn.Module, batch: Mapping[str, Any], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward for the whole step, encoding each distinct token row once.
+
+    ``model`` is a :class:`TrainForward` (trimmed text encoding), DDP around one, or a plain
+    open_clip CLIP. Returns image features (B, D), caption features (B, D), counterfactual
+    features (N, K, D) and the exponentiated logit scale.
+    """
+    texts, cf = batch["texts"], batch["cf_texts"]
+    n, k = cf.shape[0], cf.shape[1]
+    rows = torch.cat([texts, cf.reshape(n * k, -1)]) if n * k else texts
+    unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    images = batch["images"].to(device, non_blocking=True)
+    image_features, unique_features, logit_scale = model(images, unique.to(device))[:3]
+    text_all = unique_features[inverse.to(device)]
+    b = texts.shape[0]
+    return image_features, text_all[:b], text_all[b:].view(n, k, -1), logit_scale

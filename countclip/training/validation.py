@@ -12,10 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from countclip.counts import COUNTS
+from countclip.training.loader import batch_loader, count_variants
 from countclip.training.model import encode_text_trimmed, unwrap_model
+from countclip.training.shard_index import SampleRef, Samples, ShardReader
 
 
 @torch.no_grad()
@@ -68,3 +72,50 @@ def per_count_recall(tallies: Sequence[int]) -> dict[str, float]:
         for i in range(k)
         if tallies[k + i]
     }
+
+
+class ValBatches(Dataset):
+    """Validation counting samples in fixed batches: images and the 9 count variants."""
+
+    def __init__(
+        self,
+        refs: Sequence[SampleRef],
+        tokenizer: Any,
+        transform: Callable[[Image.Image], torch.Tensor],
+        batch_size: int,
+    ) -> None:
+        self.refs = list(refs)
+        self.tokenizer, self.transform, self.batch_size = tokenizer, transform, batch_size
+        self.reader = ShardReader()
+
+    def __len__(self) -> int:
+        return -(-len(self.refs) // self.batch_size)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        refs = self.refs[index * self.batch_size : (index + 1) * self.batch_size]
+        images = torch.stack([self.transform(self.reader.image(r)) for r in refs])
+        texts = [t for r in refs for t in count_variants(r, self.tokenizer).values()]
+        return {
+            "images": images,
+            "variant_texts": self.tokenizer(texts).view(len(refs), len(COUNTS), -1),
+            "counts": torch.tensor([r.count for r in refs], dtype=torch.long),
+        }
+
+
+def build_val_loader(
+    samples: Samples,
+    tokenizer: Any,
+    transform: Callable[[Image.Image], torch.Tensor],
+    *,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+) -> DataLoader:
+    """Validation batches of this rank's share (every ``world_size``-th sample)."""
+    refs = samples.val_counting[rank::world_size]
+    return batch_loader(
+        ValBatches(refs, tokenizer, transform, batch_size),
+        range(-(-len(refs) // batch_size)),
+        workers,
+    )
