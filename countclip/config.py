@@ -62,13 +62,9 @@ class WorldConfig(StrictModel):
         0.03, ge=0, le=1, description="captions with a number word that is not a count"
     )
     caption_noise: float = Field(
-        0.2,
-        ge=0,
-        le=1,
-        description="share of counting captions whose image shows another count, as in LAION: "
-        "off by one or two, one item for 'a pack of six', or a number that counts something "
-        "not drawn ('for three kids'); the truth is only in the world's ground truth",
-    )
+        0.2, ge=0, le=1, description="share of counting captions whose image shows another "
+        "count (off by 1-2, one item for 'pack of six', a number of things not drawn)",
+    )  # fmt: skip
     count_distribution: dict[int, float] = Field(
         default_factory=lambda: {
             2: 0.65,
@@ -181,47 +177,28 @@ class DownloadConfig(StrictModel):
     )
 
 
-DETECTORS = (
-    "fasterrcnn_resnet50_fpn_v2",
-    "fasterrcnn_resnet50_fpn",
-    "fasterrcnn_mobilenet_v3_large_fpn",
-    "retinanet_resnet50_fpn_v2",
-    "retinanet_resnet50_fpn",
-    "ssdlite320_mobilenet_v3_large",
-)
-"""torchvision COCO detectors the verify stage can count with."""
+Detector = Literal[
+    "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
+    "retinanet_resnet50_fpn_v2", "retinanet_resnet50_fpn", "ssdlite320_mobilenet_v3_large",
+]  # fmt: skip
 
 
 class VerifyConfig(StrictModel):
     """Stage 3b: keep a counting sample only if its image shows the caption's count."""
 
     counter: Literal["classical", "torchvision", "none"] = Field(
-        "classical",
-        description="classical = foreground segmentation + connected components (the synthetic "
-        "world's objects); torchvision = a COCO detector (real photos); none = keep everything "
-        "(the naive filter)",
-    )
-    detector: Literal[DETECTORS] = Field(  # type: ignore[valid-type]
-        "fasterrcnn_resnet50_fpn_v2", description="torchvision detector (counter: torchvision)"
-    )
-    score_threshold: float = Field(
-        0.5, ge=0, le=1, description="detections below this score are not counted"
-    )
-    weights: str | None = Field(
-        None,
-        description="detector state dict (.pth); None = torchvision's cache file of the "
-        "detector's COCO weights (never downloaded); 'random' = untrained weights, for testing "
-        "the plumbing only (its counts mean nothing)",
-    )
+        "classical", description="classical: segmentation + connected components (flat objects, "
+        "the synthetic world); torchvision: a COCO detector (photos); none: keep all (naive)",
+    )  # fmt: skip
+    detector: Detector = "fasterrcnn_resnet50_fpn_v2"
+    score_threshold: float = Field(0.5, ge=0, le=1, description="lower detector scores not counted")
+    weights: str | None = Field(None, description="detector .pth state dict; None = torchvision's "
+        "cache file (never downloaded); 'random' = untrained, for plumbing tests only")  # fmt: skip
     min_object_fraction: float = Field(
-        0.002,
-        ge=0,
-        lt=1,
-        description="classical counter: a foreground blob smaller than this share of the image "
-        "is noise, not an object",
+        0.002, ge=0, lt=1, description="classical: smaller blobs (share of the image) are noise"
     )
     batch_size: int = speed(32, "images per counter batch", ge=1)
-    device: str = speed("auto", "torch device of the detector: auto, cpu, cuda, cuda:1")
+    device: str = speed("auto", "detector torch device: auto, cpu, cuda, cuda:1")
 
 
 class LambdaConfig(StrictModel):

@@ -20,6 +20,7 @@ from countclip_tasks.captions import captions_task
 from countclip_tasks.download import download_task
 from countclip_tasks.lambdas import lambdas_task
 from countclip_tasks.metadata import metadata_for
+from countclip_tasks.verify import verify_task
 from countclip_tasks.world import synthetic_world, world_task
 
 Runner = Literal["default", "dask"]
@@ -71,7 +72,9 @@ def world_context(cfg: PipelineConfig) -> Iterator[dict | None]:
 
 
 def build_stages(cfg: PipelineConfig, runner: Runner = "default") -> dict:
-    """metadata -> captions -> download (counting ∥ common) -> λ; returns every manifest."""
+    """metadata -> captions -> download (counting ∥ common) -> verify (counting) -> λ; returns
+    every manifest. ``"verified"`` is the counting set training reads: the downloaded samples
+    whose image shows the caption's count (all of them with ``verify.counter: none``)."""
     root = cfg.data_root
     if runner == "dask":
         from countclip_flows.dask_captions import captions_over_parts
@@ -84,12 +87,14 @@ def build_stages(cfg: PipelineConfig, runner: Runner = "default") -> dict:
     counting_future = download.submit(captions, "counting", cfg.download, root)
     common_future = download.submit(captions, "common", cfg.download, root)
     counting = counting_future.result()
+    verified = bind(verify_task, root)(counting, cfg.verify, root)  # while "common" downloads
     common = common_future.result()
-    lambdas = bind(lambdas_task, root)(counting, cfg.lambdas, root)
+    lambdas = bind(lambdas_task, root)(verified, cfg.lambdas, root)
     return {
         "metadata": metadata,
         "captions": captions,
         "counting": counting,
+        "verified": verified,
         "common": common,
         "lambdas": lambdas,
     }

@@ -62,7 +62,7 @@ def demo(
         parallel = train_cfg.model_copy(update={"threads": 1})
         futures = {
             label: train.submit(
-                data["counting"], data["common"], data["lambdas"], run_cfg, root, label=label
+                data["verified"], data["common"], data["lambdas"], run_cfg, root, label=label
             )
             for label, run_cfg in (("control", control_config(parallel)), ("countclip", parallel))
         }

@@ -31,7 +31,7 @@ def retrain_countclip(
     with world_context(cfg):
         data = build_stages(cfg, runner)
         trained = bind(train_task, root)(
-            data["counting"], data["common"], data["lambdas"], cfg.train, root, label="candidate"
+            data["verified"], data["common"], data["lambdas"], cfg.train, root, label="candidate"
         )
         bench = bind(countbench_task, root)(cfg.evaluate, cfg.download, root)
         checkpoint = (trained.get("outputs") or {}).get("checkpoint")

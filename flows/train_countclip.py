@@ -25,7 +25,7 @@ def train_countclip(
     with world_context(cfg):
         data = build_stages(cfg, runner)
         manifest = bind(train_task, cfg.data_root)(
-            data["counting"], data["common"], data["lambdas"], cfg.train, cfg.data_root, label=label
+            data["verified"], data["common"], data["lambdas"], cfg.train, cfg.data_root, label=label
         )
     print(
         f"{label}: best val counting accuracy {manifest['stats'].get('best_val_count_acc')}, "
