@@ -27,8 +27,10 @@ def metadata_task(cfg: MetadataConfig, data_root: str) -> dict:
     return manifest
 
 
-# Remote parquet (LAION-400M over hf:// or https) fails transiently: back off and retry. A local
-# file that is missing or malformed fails at once (no retries on the plain task above).
+# Remote parquet (Re-LAION over hf:// or https) fails transiently (5xx, 429, reset connections,
+# timeouts: countclip.data.remote.RemoteSourceError): back off and retry. A 404, a denied
+# access, a missing column or a malformed file is bad input (MetadataError, a ValueError) and
+# fails at once; so does any local-source error (no retries on the plain task above).
 remote_metadata_task = metadata_task.with_options(
     name="metadata-remote", task_run_name="metadata", **transient_retries()
 )

@@ -1,9 +1,16 @@
-"""Stage 1: LAION-400M metadata -> counting candidates and a common (non-counting) sample.
+"""Stage 1: LAION metadata -> counting candidates and a common (non-counting) sample.
 
 All the data work happens in DuckDB with the queries kept in ``sql/*.sql`` and every value bound
 as a parameter. Results are streamed to parquet with ``COPY (query) TO $out``: the table never
 enters Python, so memory stays bounded by DuckDB's ``memory_limit`` whatever the source size.
 The number-word regex here is only a cheap prefilter; :mod:`countclip.data.captions.parser` decides.
+
+Every query reads ``laion_rows(files)`` (``sql/laion_source.sql``): the source under LAION-400M's
+column names (``metadata.columns`` maps others, e.g. Re-LAION's), each row with the exclusion
+lists (``metadata.exclude``) its URL is on; excluded rows are dropped before any other filter,
+so nothing on a blocklist reaches the download. Remote files are read through fsspec
+filesystems registered on the connection (:mod:`countclip.data.remote`): DuckDB never
+downloads an extension.
 """
 
 from __future__ import annotations
@@ -12,13 +19,16 @@ import glob
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from countclip import sql
-from countclip.config import MetadataConfig
+from countclip.config import ExcludeList, MetadataConfig
+from countclip.data import remote as rmt
+from countclip.data.remote import RemoteFiles, RemoteSourceError, is_remote
 from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to
 
 METADATA = Stage("metadata", __name__)
@@ -37,19 +47,11 @@ LAION_SCHEMA = pa.schema(
     ]
 )
 LAION_COLUMNS: tuple[str, ...] = tuple(LAION_SCHEMA.names)
-REMOTE_PREFIXES = (
-    "http://",
-    "https://",
-    "s3://",
-    "s3a://",
-    "gs://",
-    "gcs://",
-    "hf://",
-    "r2://",
-    "az://",
-    "abfss://",
-)
-
+EXCLUDE_SQL = {
+    "text": "exclude_text.sql",
+    "csv": "exclude_csv.sql",
+    "parquet": "exclude_parquet.sql",
+}
 
 
 class MetadataError(ValueError):
@@ -72,28 +74,49 @@ def number_pattern(words: list[str], include_digits: bool = False) -> str:
     return r"\b(" + "|".join(alts) + r")\b"
 
 
-def is_remote(source: str) -> bool:
-    return source.lower().startswith(REMOTE_PREFIXES)
+def column_map(cfg: MetadataConfig) -> dict[str, str | None]:
+    """The source column of each LAION column (its own name unless ``metadata.columns`` says)."""
+    return {c: cfg.columns.get(c, c) for c in LAION_COLUMNS}  # type: ignore[call-overload]
 
 
-def connect(cfg: MetadataConfig, source: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the stage's thread/memory limits and the LAION filter macros
-    (``sql/laion_filters.sql``); httpfs only for remote data."""
-    con = duckdb.connect(config={"threads": cfg.threads, "memory_limit": cfg.memory_limit})
-    if is_remote(source):
-        try:
-            con.execute("LOAD httpfs")
-        except duckdb.Error:
-            con.execute("INSTALL httpfs")
-            con.execute("LOAD httpfs")
+def remote_files(cfg: MetadataConfig) -> RemoteFiles | None:
+    """Filesystems for the remote protocols the source and exclusion lists name (None if none)."""
+    names = rmt.entries(cfg.source) + [e.path for e in cfg.exclude]
+    protocols = {rmt.protocol_of(n) for n in names if is_remote(n)}
+    if not protocols:
+        return None
+    try:
+        return RemoteFiles(protocols, cfg.timeout, cfg.remote_block_size)
+    except ValueError as exc:
+        raise MetadataError(str(exc)) from exc
+
+
+def connect(cfg: MetadataConfig, remote: RemoteFiles | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the stage's thread/memory limits, ``remote``'s filesystems, the
+    LAION filter macros (``sql/laion_filters.sql``) and ``laion_rows`` (``sql/laion_source.sql``).
+    Extensions are never installed: a remote path no registered filesystem serves fails at once
+    instead of waiting for a download."""
+    con = duckdb.connect(
+        config={
+            "threads": cfg.threads,
+            "memory_limit": cfg.memory_limit,
+            "autoinstall_known_extensions": False,
+        }
+    )
+    if remote is not None:
+        remote.register(con)
     con.execute(load_sql("laion_filters.sql"))
+    con.execute("SET VARIABLE laion_columns = $columns", {"columns": column_map(cfg)})
+    hashes = sorted({e.hash for e in cfg.exclude} - {"none"})
+    con.execute("SET VARIABLE laion_hashes = $hashes", {"hashes": hashes})
+    con.execute(load_sql("laion_source.sql"))
     return con
 
 
-def _filter_params(cfg: MetadataConfig) -> dict:
+def _filter_params(cfg: MetadataConfig, files: list[str]) -> dict:
     return {
-        "source": cfg.source,
-        "allowed_nsfw": list(cfg.allowed_nsfw),
+        "source": files,
+        "allowed_nsfw": None if cfg.allowed_nsfw is None else list(cfg.allowed_nsfw),
         "min_similarity": float(cfg.min_similarity),
         "min_width": int(cfg.min_width),
         "min_height": int(cfg.min_height),
@@ -101,44 +124,89 @@ def _filter_params(cfg: MetadataConfig) -> dict:
     }
 
 
-def check_source(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+def describe(source: str | Sequence[str]) -> str:
+    """``source`` for a message: itself, or a list's first entry and how many more."""
+    if isinstance(source, str):
+        return source
+    items = list(source)
+    return items[0] + (f" (and {len(items) - 1} more)" if len(items) > 1 else "") if items else "[]"
+
+
+def source_files(cfg: MetadataConfig, remote: RemoteFiles | None = None) -> list[str]:
+    """The parquet files ``metadata.source`` names (brace ranges and globs expanded); each
+    remote file is asked for its size, so a missing or unreachable one fails here, naming its
+    URL, before DuckDB starts. Raises :class:`MetadataSourceNotFound` for a missing file,
+    :class:`MetadataError` for other bad input, ``RemoteSourceError`` for transient failures."""
+    if not cfg.source:
+        raise MetadataError("metadata.source is empty: give a parquet file, glob, URL or a list")
+    remote = remote if remote is not None else remote_files(cfg)
+    try:
+        files = rmt.expand(cfg.source, remote)
+        for f in files:
+            if is_remote(f):
+                remote.probe(f)  # type: ignore[union-attr]
+            elif not os.path.isfile(f):
+                raise FileNotFoundError(f"no parquet file {f!r}")
+    except (FileNotFoundError, rmt.RemoteNotFound) as exc:
+        raise MetadataSourceNotFound(f"metadata.source {describe(cfg.source)!r}: {exc}") from exc
+    except (ValueError, rmt.RemoteAccessDenied) as exc:
+        raise MetadataError(f"metadata.source: {exc}") from exc
+    return files
+
+
+def check_source(
+    con: duckdb.DuckDBPyConnection,
+    files: str | list[str],
+    columns: dict[str, str | None] | None = None,
+) -> list[str]:
     """Files the source matches; raise :class:`MetadataError` naming a file and its missing
-    LAION column(s), or :class:`MetadataSourceNotFound` when nothing matches."""
-    if not source:
+    column(s), or :class:`MetadataSourceNotFound` when nothing matches."""
+    columns = columns or {c: c for c in LAION_COLUMNS}
+    if not files:
         raise MetadataError("metadata.source is empty: give a parquet file, glob or URL")
     try:
-        rows = con.execute(load_sql("source_columns.sql"), {"source": source}).fetchall()
+        rows = con.execute(load_sql("source_columns.sql"), {"source": files}).fetchall()
     except duckdb.IOException as exc:
         if "No files found" in str(exc) or "No such file" in str(exc):
-            raise MetadataSourceNotFound(f"no parquet file matches {source!r}: {exc}") from exc
-        raise MetadataError(f"cannot read parquet {source!r}: {exc}") from exc
-    except duckdb.Error as exc:
-        raise MetadataError(f"cannot read parquet {source!r}: {exc}") from exc
+            raise MetadataSourceNotFound(f"no parquet file matches {describe(files)!r}") from exc
+        raise MetadataError(f"cannot read parquet {describe(files)!r}: {_first_line(exc)}") from exc
     if not rows:
-        raise MetadataSourceNotFound(f"no parquet file matches {source!r}")
-    for file_name, columns in rows:
-        missing = [c for c in LAION_COLUMNS if c not in set(columns)]
+        raise MetadataSourceNotFound(f"no parquet file matches {describe(files)!r}")
+    for file_name, found in rows:
+        missing = [
+            c if src == c else f"{src} (for {c}, metadata.columns)"
+            for c, src in columns.items()
+            if src is not None and src not in set(found)
+        ]
         if missing:
             raise MetadataError(
-                f"{file_name}: missing LAION column(s) {', '.join(missing)} "
-                f"(expected {', '.join(LAION_COLUMNS)})"
+                f"{file_name}: missing column(s) {', '.join(missing)} "
+                f"(expected the LAION columns {', '.join(LAION_COLUMNS)} or a metadata.columns "
+                "mapping)"
             )
     return [r[0] for r in rows]
 
 
-def source_identity(source: str) -> list:
-    """Cheap identity of the input, known before the stage runs: path, size and mtime of each
-    local file (hashing a 1 GB LAION part would cost more than the stage), or the URL itself
-    for remote data."""
-    if is_remote(source):
-        return [source]
+def _stat(name: str) -> tuple:
+    try:
+        st = os.stat(name)
+        return (os.path.abspath(name), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return (name,)
+
+
+def source_identity(source: str | Sequence[str]) -> list:
+    """Cheap identity of the input, known before the stage runs and without the network: path,
+    size and mtime of each local file (hashing a 1 GB LAION part would cost more than the
+    stage), or the URL itself for remote data."""
     parts: list = []
-    for name in sorted(glob.glob(os.path.expanduser(source))) or [source]:
-        try:
-            st = os.stat(name)
-            parts.append((os.path.abspath(name), st.st_size, st.st_mtime_ns))
-        except OSError:
-            parts.append((name,))
+    for entry in rmt.entries(source):
+        if is_remote(entry):
+            parts.append(entry)
+        elif rmt.has_magic(entry):
+            parts += [_stat(n) for n in sorted(glob.glob(entry, recursive=True))] or [(entry,)]
+        else:
+            parts.append(_stat(entry))
     return parts
 
 
@@ -149,7 +217,61 @@ def _copy(con: duckdb.DuckDBPyConnection, sql_name: str, params: dict, out: Path
 
 
 def plan_metadata_stage(cfg: MetadataConfig, data_root: str) -> StagePlan:
-    return METADATA.plan(data_root, config=cfg, identity=source_identity(cfg.source))
+    identity = {
+        "source": source_identity(cfg.source),
+        "exclude": [source_identity(e.path) for e in cfg.exclude],
+    }
+    return METADATA.plan(data_root, config=cfg, identity=identity)
+
+
+def _exclude_format(entry: ExcludeList) -> str:
+    if entry.format != "auto":
+        return entry.format
+    name = entry.path.lower().split("?", 1)[0]
+    return "parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv") else "text"
+
+
+def load_exclusions(con: duckdb.DuckDBPyConnection, cfg: MetadataConfig) -> None:
+    """Fill ``laion_exclude`` (sql/laion_source.sql) from ``metadata.exclude``; a list that
+    cannot be read is a :class:`MetadataError` naming it (its file, format and column)."""
+    for i, entry in enumerate(cfg.exclude):
+        fmt = _exclude_format(entry)
+        params = {"list": i, "hash": entry.hash, "path": entry.path}
+        if fmt != "text":
+            params["column"] = entry.column or ("URL" if entry.hash == "none" else entry.hash)
+        try:
+            con.execute(load_sql(EXCLUDE_SQL[fmt]), params)
+        except duckdb.Error as exc:
+            column = f", column {params['column']!r}" if "column" in params else ""
+            raise MetadataError(
+                f"metadata.exclude[{i}] {entry.path} ({fmt}{column}): {_first_line(exc)}"
+            ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """DuckDB's message in one line: for a filesystem error, the Python exception's own line
+    (``Type: message``) instead of the traceback DuckDB embeds."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    if "Traceback" in str(exc):
+        raised = [ln for ln in lines if not ln.startswith((" ", "LINE ", "^")) and ":" in ln]
+        if raised:
+            return raised[-1]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _read_error(cfg: MetadataConfig, remote: RemoteFiles | None, exc: duckdb.Error) -> Exception:
+    """The error to raise for a failed query: a remote read failure recorded with its URL
+    (transient ones retried by the task), else one line naming the source."""
+    failure = remote.failure() if remote is not None else None
+    if isinstance(failure, rmt.RemoteNotFound):
+        return MetadataSourceNotFound(str(failure))
+    if isinstance(failure, rmt.RemoteAccessDenied | ValueError):
+        return MetadataError(str(failure))
+    if failure is not None:
+        return failure
+    if is_remote(cfg.source):
+        return RemoteSourceError(f"reading {describe(cfg.source)} failed: {_first_line(exc)}")
+    return MetadataError(f"{describe(cfg.source)}: query failed: {_first_line(exc)}")
 
 
 def run_metadata_stage(
@@ -159,41 +281,48 @@ def run_metadata_stage(
 
     Outputs ``candidates.parquet`` and ``common.parquet`` (the LAION columns). The manifest's
     stats satisfy ``rows_read == kept + sum(dropped.values())`` where ``kept`` is the number of
-    candidates and ``dropped`` counts, in filter order, the rows each filter removed (rows with
-    no number word under ``no_number``; the common sample is drawn from those).
+    candidates and ``dropped`` counts, in filter order, the rows each filter removed (rows on an
+    exclusion list under ``excluded``, rows with no number word under ``no_number``; the common
+    sample is drawn from those). ``excluded_by_list`` counts the source rows on each list.
     """
     report = report_to(progress)
 
     def build(work: Path) -> StageOutput:
-        con = connect(cfg, cfg.source)
+        remote = remote_files(cfg)
+        files = source_files(cfg, remote)
+        report(0.02, f"checking {len(files)} file(s)")
+        con = connect(cfg, remote)
         try:
-            files = check_source(con, cfg.source)
+            check_source(con, files, column_map(cfg))
+            load_exclusions(con, cfg)
             report(0.05, f"counting {len(files)} file(s)")
-            params = _filter_params(cfg)
-            stats = _filter_stats(con, cfg.source, params)
+            params = _filter_params(cfg, files)
+            stats = _filter_stats(con, cfg, params)
             n_common = min(math.ceil(cfg.common_ratio * stats["candidates"]), stats["no_number"])
             # Oversample a little so the hash prefilter almost surely yields n rows; LIMIT trims.
             margin = n_common + 5 * math.sqrt(n_common) + 16
             fraction = min(1.0, margin / max(stats["no_number"], 1))
             report(0.3, "writing candidates")
-            try:
-                kept = _copy(con, "candidates.sql", params, work / "candidates.parquet")
-                report(0.65, "sampling common rows")
-                common = _copy(
-                    con,
-                    "common_sample.sql",
-                    {**params, "seed": int(cfg.seed), "fraction": fraction, "n": int(n_common)},
-                    work / "common.parquet",
-                )
-            except duckdb.Error as exc:
-                raise MetadataError(f"{cfg.source}: query failed: {exc}") from exc
+            kept = _copy(con, "candidates.sql", params, work / "candidates.parquet")
+            report(0.65, "sampling common rows")
+            common = _copy(
+                con,
+                "common_sample.sql",
+                {**params, "seed": int(cfg.seed), "fraction": fraction, "n": int(n_common)},
+                work / "common.parquet",
+            )
+        except duckdb.Error as exc:
+            raise _read_error(cfg, remote, exc) from exc
         finally:
             con.close()
         if kept != stats["candidates"]:  # the source changed under us
             raise MetadataError(
-                f"{cfg.source}: {kept} candidates written but {stats['candidates']} counted"
+                f"{describe(cfg.source)}: {kept} candidates written but "
+                f"{stats['candidates']} counted"
             )
+        per_list = stats.pop("excluded_per_list") or {}
         dropped = {
+            "excluded": stats["dropped_excluded"],
             "url": stats["dropped_url"],
             "nsfw": stats["dropped_nsfw"],
             "similarity": stats["dropped_similarity"],
@@ -212,6 +341,9 @@ def run_metadata_stage(
                 "rows_read": stats["rows_read"],
                 "kept": kept,
                 "dropped": dropped,
+                "excluded_by_list": {
+                    e.path: int(per_list.get(i, 0)) for i, e in enumerate(cfg.exclude)
+                },
                 "common_rows": common,
                 "common_requested": n_common,
             },
@@ -220,17 +352,18 @@ def run_metadata_stage(
     return plan_metadata_stage(cfg, data_root).run(build, progress)
 
 
-def _filter_stats(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> dict[str, int]:
+def _filter_stats(con: duckdb.DuckDBPyConnection, cfg: MetadataConfig, params: dict) -> dict:
     """Rows read and dropped per filter (sql/filter_stats.sql); a clear error when the source
     holds no rows or no candidate."""
-    try:
-        cur = con.execute(load_sql("filter_stats.sql"), params)
-        names = [d[0] for d in cur.description]
-        stats = {n: int(v or 0) for n, v in zip(names, cur.fetchall()[0], strict=True)}
-    except duckdb.Error as exc:
-        raise MetadataError(f"{source}: query failed: {exc}") from exc
+    cur = con.execute(load_sql("filter_stats.sql"), params)
+    names = [d[0] for d in cur.description]
+    row = dict(zip(names, cur.fetchall()[0], strict=True))
+    per_list = row.pop("excluded_per_list")
+    stats: dict = {n: int(v or 0) for n, v in row.items()}
+    stats["excluded_per_list"] = per_list
+    source = describe(cfg.source)
     if stats["rows_read"] == 0:
-        raise MetadataError(f"{source}: the parquet file(s) hold no rows (column TEXT is empty)")
+        raise MetadataError(f"{source}: the parquet file(s) hold no rows")
     if stats["candidates"] == 0:
         raise MetadataError(
             f"{source}: no row passes the filters with a number word in TEXT "
