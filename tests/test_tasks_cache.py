@@ -29,7 +29,8 @@ from countclip.yamlconfig import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = {"synthetic-world", "metadata"}
-DOWNSTREAM = {"captions", "download-counting", "download-common", "lambdas"}
+DOWNSTREAM = {"captions", "download-counting", "download-common", "verify", "lambdas"}
+STAGES = len(UPSTREAM | DOWNSTREAM)
 SPEED_SETTINGS = {
     "metadata.threads": 1,
     "metadata.memory_limit": "1GB",
@@ -109,7 +110,7 @@ def first_run(prefect_harness, tmp_path_factory):
 def test_first_run_computes_every_stage(first_run) -> None:
     _, state, states = first_run
     assert set(states) == UPSTREAM | DOWNSTREAM, states
-    assert Counter(states.values()) == {"Completed": 6}, states
+    assert Counter(states.values()) == {"Completed": STAGES}, states
     manifests = state.result()
     assert manifests["counting"]["stats"]["successes"] > 0
     assert manifests["lambdas"]["stats"]["lambdas"]
@@ -123,14 +124,14 @@ def test_first_run_computes_every_stage(first_run) -> None:
 def test_second_run_is_all_cache_hits(first_run) -> None:
     root, state1, _ = first_run
     state2, states = build(small_config(root))
-    assert Counter(states.values()) == {"Cached": 6}, states
+    assert Counter(states.values()) == {"Cached": STAGES}, states
     assert state2.result()["lambdas"]["fingerprint"] == state1.result()["lambdas"]["fingerprint"]
 
 
 def test_speed_settings_change_nothing(first_run) -> None:
     root, _, _ = first_run
     _, states = build(small_config(root, **SPEED_SETTINGS))
-    assert Counter(states.values()) == {"Cached": 6}, states
+    assert Counter(states.values()) == {"Cached": STAGES}, states
 
 
 def test_a_semantic_change_recomputes_exactly_downstream(first_run) -> None:
@@ -142,7 +143,7 @@ def test_a_semantic_change_recomputes_exactly_downstream(first_run) -> None:
     ), states
     before, after = state1.result(), state.result()
     assert after["metadata"]["fingerprint"] == before["metadata"]["fingerprint"]
-    for stage in ("captions", "counting", "common", "lambdas"):
+    for stage in ("captions", "counting", "verified", "common", "lambdas"):
         assert after[stage]["fingerprint"] != before[stage]["fingerprint"], stage
 
 
@@ -152,7 +153,8 @@ def test_a_deleted_stage_is_recomputed_with_what_depends_on_it(first_run) -> Non
     shutil.rmtree(counting)
     state, states = build(small_config(root))
     assert states["download-counting"] == "Completed", states
-    assert states["lambdas"] == "Completed", states  # built from the download that is gone
+    assert states["verify"] == "Completed", states  # verified the download that is gone
+    assert states["lambdas"] == "Completed", states
     for name in ("synthetic-world", "metadata", "captions", "download-common"):
         assert states[name] == "Cached", states
     after = state.result()["counting"]
@@ -160,7 +162,7 @@ def test_a_deleted_stage_is_recomputed_with_what_depends_on_it(first_run) -> Non
     assert after["stats"]["input_rows"] == state1.result()["counting"]["stats"]["input_rows"]
     assert after["run_id"] != state1.result()["counting"]["run_id"]
     _, states = build(small_config(root))
-    assert Counter(states.values()) == {"Cached": 6}, states
+    assert Counter(states.values()) == {"Cached": STAGES}, states
 
 
 def _package_copy(tmp_path: Path) -> Path:
