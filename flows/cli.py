@@ -1,8 +1,11 @@
 """``countclip``: run the pipeline's flows locally, without a Prefect server or deployment.
 
 Each subcommand loads a YAML config (partial, merged over the defaults), applies ``--set``
-overrides and runs one flow in this process. With no ``PREFECT_API_URL`` Prefect starts a
-temporary local server, so the run, its task runs and artifacts are still recorded.
+overrides and runs one flow in this process. With no ``PREFECT_API_URL`` a temporary local
+Prefect server records the run, its task runs and artifacts; it dies with this process, even
+on ``kill -9`` (:mod:`countclip_flows.server`). SIGTERM or SIGINT ends the run within seconds
+with exit status 128 + the signal number, leaving what a rerun resumes
+(:mod:`countclip_flows.interrupts`).
 
 Prefect is imported lazily inside the commands: ``countclip/`` is the plain library layer, and
 ``countclip --help`` should not pay Prefect's import time.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -144,11 +148,11 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     return load_config(args.config, parse_set(args.overrides))
 
 
-def run(args: argparse.Namespace) -> Any:
+def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
     """Run the flow named by ``args.command``; returns its result."""
     from countclip.offline import apply_offline_env
 
-    cfg = _config(args)
+    cfg = cfg or _config(args)
     apply_offline_env(online=not cfg.synthetic)
     if args.command == "build":
         from countclip_flows.build_count_dataset import build_count_dataset
@@ -176,11 +180,27 @@ def run(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        result = run(args)
-    except ConfigError as exc:
-        print(f"countclip: {exc}", file=sys.stderr)
-        return 2
+    from countclip_flows.interrupts import stop_on_signals
+
+    with stop_on_signals() as stop:
+        try:
+            cfg = _config(args)  # a bad config fails before any server starts
+            from countclip_flows.server import prefect_api
+
+            with prefect_api():
+                result = run(args, cfg)
+        except ConfigError as exc:
+            print(f"countclip: {exc}", file=sys.stderr)
+            return 2
+        except BaseException:  # Interrupted, Prefect's TerminationSignal, DownloadStopped
+            if stop.exit_code is None:
+                raise
+            print(
+                f"countclip: stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}; finished stages and shards are kept: rerun the "
+                "same command to resume",
+                file=sys.stderr,
+            )
+            return stop.exit_code
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -23,7 +24,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from countclip.config import DownloadConfig, LambdaConfig, WorldConfig
+from countclip.data.download.results import (
+    completed_shards,
+    read_ledger,
+    repair_pass,
+    write_ledger,
+)
+from countclip.data.download.runner import (
+    PassJob,
+    clear_stop,
+    request_stop,
+    run_img2dataset,
+)
 from countclip.data.download.stage import (
+    DownloadStalled,
+    DownloadStopped,
     classify_error,
     download_urls,
     read_results,
@@ -294,6 +309,9 @@ def test_kill_9_mid_download_then_rerun_gives_every_sample_exactly_once(tmp_path
             time.sleep(0.2)
         finished = {p.name: p.stat().st_mtime_ns for p in out.glob("pass-0/*_stats.json")}
         assert 3 <= len(finished) < n // 8, "kill must land mid-download"
+        # the ledger: what the caller saw finished before it died (the only shards kept)
+        ledgered = {f"{sid:05d}_stats.json" for sid in read_ledger(out / "pass-0")}
+        assert ledgered <= set(finished) and len(ledgered) >= 2, (ledgered, finished)
 
         summary = download_urls(src, out, cfg, additional_columns=["SAMPLE_ID"])
         requests = {50_000 + i: srv.request_count(50_000 + i) for i in range(n)}
@@ -304,9 +322,108 @@ def test_kill_9_mid_download_then_rerun_gives_every_sample_exactly_once(tmp_path
     assert set(ids) == {50_000 + i for i in range(n)}
     results = read_results(out)
     assert results.column("status").to_pylist() == ["success"] * n
-    # resumed, not restarted: shards finished before the kill were kept and not re-fetched
+    # resumed, not restarted: ledgered shards were kept and not re-fetched; a shard that
+    # finished unseen (between the caller's last look and its death) was redone
     for name, mtime in finished.items():
-        assert (out / "pass-0" / name).stat().st_mtime_ns == mtime
+        same = (out / "pass-0" / name).stat().st_mtime_ns == mtime
+        assert same == (name in ledgered), name
     shard_of = {r["SAMPLE_ID"]: r["shard"] for r in results.to_pylist()}
-    kept = {f"pass-0/{name.replace('_stats.json', '.tar')}" for name in finished}
+    kept = {f"pass-0/{name.replace('_stats.json', '.tar')}" for name in ledgered}
     assert all(requests[sid] == 1 for sid, shard in shard_of.items() if shard in kept)
+
+
+def _fake_shard(pass_dir: Path, sid: int, end_time: float) -> None:
+    """What img2dataset leaves for a finished shard: tar, parquet, then the stats file."""
+    pass_dir.mkdir(parents=True, exist_ok=True)
+    (pass_dir / f"{sid:05d}.tar").write_bytes(b"")
+    pq.write_table(pa.table({"key": [f"{sid:05d}0000"]}), pass_dir / f"{sid:05d}.parquet")
+    stats = {"count": 1, "successes": 1, "start_time": end_time - 1, "end_time": end_time}
+    (pass_dir / f"{sid:05d}_stats.json").write_text(json.dumps(stats))
+
+
+def test_only_ledgered_shards_count_and_the_others_are_redone(tmp_path):
+    pass_dir = tmp_path / "pass-0"
+    for sid in range(4):
+        _fake_shard(pass_dir, sid, 1000.0 + sid)
+    (pass_dir / "00004_stats.json").write_text('{"count": 1, "succ')  # cut by a crash
+    # seen finished by the living parent: 0 and 1; 2 was rewritten since (another end time);
+    # 3 finished after the parent died
+    write_ledger(pass_dir, {0: 1000.0, 1: 1001.0, 2: 999.0})
+    assert sorted(completed_shards(pass_dir)) == [0, 1]
+    assert repair_pass(pass_dir) == ["00002", "00003", "00004"]
+    assert sorted(p.name for p in pass_dir.iterdir()) == [
+        f"0000{sid}{suffix}" for sid in (0, 1) for suffix in (".parquet", ".tar", "_stats.json")
+    ]
+    assert sorted(completed_shards(pass_dir)) == [0, 1]
+    # no ledger at all (a pass killed before its first shard was seen): nothing is trusted
+    other = tmp_path / "pass-1"
+    _fake_shard(other, 0, 5.0)
+    assert completed_shards(other) == {}
+    assert repair_pass(other) == ["00000"]
+
+
+def test_a_requested_stop_starts_no_child(tmp_path):
+    job = PassJob(
+        name="pass-0",
+        kwargs={"output_folder": str(tmp_path / "pass-0")},
+        rows=1,
+        total_shards=1,
+        log_dir=tmp_path / "logs",
+        stall_timeout=5.0,
+    )
+    request_stop("test")
+    try:
+        with pytest.raises(DownloadStopped, match="pass-0 not started: test"):
+            run_img2dataset(job)
+    finally:
+        clear_stop()
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_a_stalled_child_is_stopped_within_stall_timeout(tmp_path):
+    """SIGSTOP the img2dataset group mid-pass: the pass must fail with DownloadStalled about
+    ``stall_timeout`` later (not hang), naming the pass, its folder and the setting, and leave
+    no process of the group behind."""
+    stall = 4.0
+    cfg = DownloadConfig(
+        timeout=10.0,
+        thread_count=2,
+        processes_count=2,
+        number_sample_per_shard=8,
+        retry_failed_passes=0,
+        stall_timeout=stall,
+    )
+    out = tmp_path / "shards"
+    outcome: list[BaseException | None] = []
+
+    def download(src: Path) -> None:
+        try:
+            download_urls(src, out, cfg, additional_columns=["SAMPLE_ID"])
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with ImageServer(WorldConfig(misbehave_fraction=0.0, slow_seconds=0.25)) as srv:
+        _warm(srv)
+        src = _counting_parquet(tmp_path / "in.parquet", srv.base_url, ["slow"] * 200, 70_000)
+        worker = threading.Thread(target=download, args=(src,), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 120
+        while not list(out.glob("pass-0/*_stats.json")):  # the pass is really working
+            assert worker.is_alive(), f"the download ended first: {outcome}"
+            assert time.monotonic() < deadline, "no shard finished in time"
+            time.sleep(0.05)
+        group = int((out / "logs" / "pass-0.pid").read_text())
+        os.killpg(group, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        worker.join(timeout=stall + 30)
+        waited = time.monotonic() - stopped_at
+
+    assert not worker.is_alive(), "the stalled pass was never stopped"
+    assert waited < stall + 5, f"stopped {waited:.1f} s after the stall began (limit {stall} s)"
+    (error,) = outcome
+    assert isinstance(error, DownloadStalled), repr(error)
+    for part in ("pass-0", str(out / "pass-0"), "stall_timeout", f"{stall:g} s"):
+        assert part in str(error), (part, str(error))
+    assert not _group_alive(group), "processes of the stalled img2dataset group survived"

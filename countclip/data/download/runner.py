@@ -1,5 +1,19 @@
 """Running one img2dataset pass in a child process group (why a child: see
-:mod:`countclip.data.download.stage`), with progress from the shards it finishes."""
+:mod:`countclip.data.download.stage`), watched until it ends, and never waited on blindly.
+
+- **It dies with its parent.** The child asks the kernel for ``PR_SET_PDEATHSIG`` (SIGTERM)
+  and answers it by killing its whole process group (img2dataset's pool workers are in it),
+  so a ``kill -9`` of the orchestrating process leaves no worker writing shards; a thread
+  watching ``getppid()`` is the fallback. The signal comes when the *thread* that started
+  the child exits, so :func:`run_img2dataset` starts the child and waits for it in one thread.
+- **Watched** (:mod:`countclip.data.download.watch`): the shards it finishes go to the
+  pass's ledger (only those are trusted on resume), a child that makes no progress for
+  ``DownloadConfig.stall_timeout`` seconds is killed (:class:`DownloadStalled`), and a full
+  disk is a :class:`~countclip.atomic.DiskFullError` at once, which no retry repeats.
+- **Stop on request.** :func:`request_stop` (a signal handler, a cancelled flow) makes every
+  pass of this process kill its child group within :data:`POLL_SECONDS` and raise
+  :class:`DownloadStopped`; what is left on disk is what a rerun resumes from.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +29,50 @@ from typing import Any
 
 from countclip.atomic import atomic_write_json
 from countclip.config import DownloadConfig
+from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob, PassWatch
 from countclip.offline import OFFLINE_ENV
 from countclip.stage import Progress
 
+__all__ = [
+    "DownloadError",
+    "DownloadStalled",
+    "DownloadStopped",
+    "PassJob",
+    "clear_stop",
+    "img2dataset_kwargs",
+    "request_stop",
+    "run_img2dataset",
+    "stop_requested",
+]
 
-class DownloadError(RuntimeError):
-    """img2dataset failed as a whole (not single URLs): the message names the log file."""
+POLL_SECONDS = 0.1
+"""How often a pass looks at its child, its files and the stop request."""
+
+
+class DownloadStopped(KeyboardInterrupt):
+    """The pass was stopped on request (:func:`request_stop`): an interruption, not a failure,
+    so it is a ``KeyboardInterrupt`` (no ``except Exception`` swallows it, no retry repeats it)."""
+
+
+_stop_reason: str | None = None
+"""Set by :func:`request_stop`: a plain assignment, so safe from signal handlers and threads."""
+
+
+def request_stop(reason: str) -> None:
+    """Ask every img2dataset pass of this process to stop now (the first reason is kept)."""
+    global _stop_reason
+    _stop_reason = _stop_reason or reason
+
+
+def stop_requested() -> str | None:
+    """Why passes were asked to stop, or None."""
+    return _stop_reason
+
+
+def clear_stop() -> None:
+    """Let passes run again (a process that goes on after a stop, such as a test session)."""
+    global _stop_reason
+    _stop_reason = None
 
 
 def img2dataset_kwargs(
@@ -58,13 +110,19 @@ def img2dataset_kwargs(
 
 
 _CHILD = """
-import json, os, signal, sys, threading, time
-parent = os.getppid()
-def watchdog():  # the caller died (kill -9): take the whole group down with it
+import ctypes, json, os, signal, sys, threading, time
+parent = int(sys.argv[2])
+def take_group_down(*_):  # img2dataset's pool workers share this process group
+    os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGTERM, take_group_down)
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != parent:  # the caller died before prctl took effect
+    take_group_down()
+def watchdog():  # fallback: the handler needs the main thread back in the interpreter
     while True:
         time.sleep(0.5)
         if os.getppid() != parent:
-            os.killpg(0, signal.SIGKILL)
+            take_group_down()
 threading.Thread(target=watchdog, daemon=True).start()
 with open(sys.argv[1]) as f:
     kwargs = json.load(f)
@@ -75,48 +133,56 @@ download(**kwargs)
 
 
 def run_img2dataset(
-    kwargs: dict[str, Any],
-    log_dir: Path,
-    name: str,
-    total_shards: int,
-    progress: Progress | None,
-    span: tuple[float, float],
+    job: PassJob, progress: Progress | None = None, span: tuple[float, float] = (0.0, 1.0)
 ) -> float:
-    """Run one img2dataset pass in a child process group; returns its wall seconds."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    args_path = log_dir / f"{name}.args.json"
-    atomic_write_json(args_path, kwargs)
-    log_path = log_dir / f"{name}.log"
-    out = Path(kwargs["output_folder"])
+    """Run one img2dataset pass in a child process group; returns its wall seconds.
+
+    Raises :class:`DownloadStopped`, :class:`DownloadStalled`, ``DiskFullError`` or
+    :class:`DownloadError`; in every case the child's whole group is dead first.
+    """
+    if reason := stop_requested():
+        raise DownloadStopped(f"img2dataset {job.name} not started: {reason}")
+    job.log_dir.mkdir(parents=True, exist_ok=True)
+    args_path = job.log_dir / f"{job.name}.args.json"
+    atomic_write_json(args_path, job.kwargs)
+    watch = PassWatch(job)
     start = time.perf_counter()
     env = {**OFFLINE_ENV, **os.environ}  # albumentations' update check in every worker, wandb
-    with open(log_path, "ab") as log:
+    with open(watch.log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(args_path)],
+            [sys.executable, "-c", _CHILD, str(args_path), str(os.getpid())],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            process_group=0,
             env=env,
         )
-        (log_dir / f"{name}.pid").write_text(str(proc.pid))
+        watch.group = proc.pid  # process_group=0: the child leads its own group
         try:
+            (job.log_dir / f"{job.name}.pid").write_text(str(proc.pid))
             last_report = 0.0
             while proc.poll() is None:
-                time.sleep(0.1)
-                if progress and total_shards and time.monotonic() - last_report > 2:
+                time.sleep(POLL_SECONDS)
+                if reason := stop_requested():
+                    raise DownloadStopped(
+                        f"img2dataset {job.name} stopped ({reason}); finished shards under "
+                        f"{job.out} are kept: rerun to resume"
+                    )
+                watch.tick()
+                if progress and job.total_shards and time.monotonic() - last_report > 2:
                     last_report = time.monotonic()
-                    done = len(list(out.glob("*_stats.json")))
-                    frac = span[0] + (span[1] - span[0]) * min(done / total_shards, 1.0)
-                    progress(frac, f"{name}: {done}/{total_shards} shards")
+                    done = len(watch.trusted)
+                    frac = span[0] + (span[1] - span[0]) * min(done / job.total_shards, 1.0)
+                    progress(frac, f"{job.name}: {done}/{job.total_shards} shards")
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill_group(proc)
             raise
-    # the pool's workers share the child's group: none may outlive the pass
+    _kill_group(proc)  # the pool's workers share the child's group: none may outlive the pass
+    watch.finish(proc.returncode)
+    return time.perf_counter() - start
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    if proc.returncode != 0:
-        raise DownloadError(f"img2dataset {name} exited with {proc.returncode}; see {log_path}")
-    return time.perf_counter() - start
+    proc.wait()

@@ -7,6 +7,7 @@ Layout of an ``output_dir`` written by :func:`download_urls`::
         00000.tar          webdataset shard: <key>.jpg, <key>.txt, <key>.json (extra columns)
         00000.parquet      one row per sample of the shard: status, error_message, ...
         00000_stats.json   written by img2dataset *after* the tar and parquet are closed
+    pass-0.ledger.json     the shards of pass 0 this process saw finished (the only ones trusted)
     pass-1.input.parquet   the samples pass 0 did not get (transient failures only)
     pass-1/                img2dataset output for them; ``countclip_row`` = input row index
     logs/pass-<i>.log      img2dataset's stdout/stderr (+ .args.json, .pid of the child)
@@ -21,14 +22,19 @@ Why it is built this way:
   resumes without duplicates as long as the shard boundaries are the same; they are, because
   the input of every pass is deterministic (the input parquet; the failures of earlier,
   finished passes). A shard counts as done here only with a readable stats file *and*
-  parquet: a stats file cut by a crash is deleted (with its shard) before the pass reruns.
+  parquet *and* an entry in the pass's ledger, written by the living parent when it sees the
+  shard finished; any other shard (cut by a crash, or written after the parent died) is
+  deleted before the pass reruns.
   A pass whose shards are all done is not started again (saves img2dataset's ~8 s start-up).
 - **Subprocess.** Each pass runs img2dataset in a child process in its own process group.
   img2dataset installs a SIGINT handler (only legal in the main thread, and Prefect runs sync
   tasks in worker threads), prints a lot, and spawns a pool: in the child, all of that stays
-  contained, the output goes to ``logs/``, and a watchdog kills the whole group when the
-  parent disappears (a kill -9 of the caller must not leave orphan workers writing shards
-  while a rerun rewrites them).
+  contained, the output goes to ``logs/``, and the group dies with its parent (a kill -9 of
+  the caller must not leave orphan workers writing shards while a rerun rewrites them). No
+  wait is unbounded: a child that writes nothing for ``stall_timeout`` is killed, a full
+  disk is a ``DiskFullError`` at once, and :func:`~countclip.data.download.runner.request_stop`
+  ends every pass within a second (:mod:`~countclip.data.download.runner`,
+  :mod:`~countclip.data.download.watch`).
 - **Retry-failed passes.** img2dataset retries a URL ``retries`` times in a row, at once; a
   pass re-queues, later, only samples whose failure class is in
   ``DownloadConfig.retry_error_classes`` (transient by default: 5xx, 429, timeouts,
@@ -43,8 +49,8 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import math
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -65,6 +71,7 @@ from countclip.data.download.results import (
     classify_error,
     completed_shards,
     final_status,
+    ledger_path,
     pass_dirs,
     pass_record,
     read_results,
@@ -72,16 +79,17 @@ from countclip.data.download.results import (
     shard_paths,
     summarise,
 )
-from countclip.data.download.runner import (
-    DownloadError,
-    img2dataset_kwargs,
-    run_img2dataset,
-)
+from countclip.data.download.runner import DownloadStopped, img2dataset_kwargs, run_img2dataset
+from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob
 from countclip.stage import Progress, Stage, StageOutput, StagePlan
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ERROR_CLASSES",
     "DownloadError",
+    "DownloadStalled",
+    "DownloadStopped",
     "classify_error",
     "download_urls",
     "read_results",
@@ -230,7 +238,8 @@ def download_urls(
                     pq.write_table(table, tmp)
             pass_rows, extra = len(todo), [*additional, ROW_COL]
         total_shards = math.ceil(pass_rows / nps)
-        repair_pass(pass_dir)
+        if redone := repair_pass(pass_dir):
+            log.info("%s: redoing shards %s (unfinished or not in the ledger)", pass_dir, redone)
         done = completed_shards(pass_dir)
         recorded = next((p for p in state["passes"] if p["pass"] == pass_no), None)
         if all(s in done for s in range(total_shards)):
@@ -242,15 +251,15 @@ def download_urls(
             continue
         if progress:
             progress(pass_no * span, f"pass {pass_no}: {pass_rows} URLs")
-        kwargs = img2dataset_kwargs(pass_input, pass_dir, cfg, url_col, caption_col, extra)
-        seconds = run_img2dataset(
-            kwargs,
-            output_dir / "logs",
-            f"pass-{pass_no}",
-            total_shards,
-            progress,
-            (pass_no * span, (pass_no + 1) * span),
+        job = PassJob(
+            name=f"pass-{pass_no}",
+            kwargs=img2dataset_kwargs(pass_input, pass_dir, cfg, url_col, caption_col, extra),
+            rows=pass_rows,
+            total_shards=total_shards,
+            log_dir=output_dir / "logs",
+            stall_timeout=cfg.stall_timeout,
         )
+        seconds = run_img2dataset(job, progress, (pass_no * span, (pass_no + 1) * span))
         done = completed_shards(pass_dir)
         entry = pass_record(pass_no, pass_rows, done, total_shards, seconds)
         state["passes"] = [p for p in state["passes"] if p["pass"] != pass_no] + [entry]
@@ -287,8 +296,8 @@ def _drop_passes_from(output_dir: Path, state: dict[str, Any], first: int) -> No
     for pass_no, pass_dir in pass_dirs(output_dir):
         if pass_no >= first:
             shutil.rmtree(pass_dir)
-            with contextlib.suppress(FileNotFoundError):
-                (output_dir / f"pass-{pass_no}.input.parquet").unlink()
+            for leftover in (output_dir / f"pass-{pass_no}.input.parquet", ledger_path(pass_dir)):
+                leftover.unlink(missing_ok=True)
     state["passes"] = [p for p in state["passes"] if p["pass"] < first]
 
 
