@@ -5,10 +5,13 @@
 --                   VARCHAR: the source column that holds each LAION column (metadata.columns);
 --                   NULL = the source has none: LICENSE/NSFW are NULL, SAMPLE_ID is derived
 --                   from md5(URL, TEXT) (60 bits, stable across machines and DuckDB versions).
---   laion_hashes    VARCHAR[]: the URL hashes the exclusion lists use ('md5', 'sha256'), so
---                   no hash is computed for a list that does not need it.
+--   laion_hashes    VARCHAR[]: the keys the exclusion lists use ('none' = the URL itself,
+--                   'md5', 'sha256'), so a query reads URL and computes a hash only when a
+--                   list needs it (with no lists, every join key is a constant NULL).
 -- A column name goes through struct_extract(row, name) on the row struct: bound like a value,
 -- never spliced into the SQL, and DuckDB still reads only the columns a query uses.
+-- laion_file and laion_row (the file and the row's number in it) give outputs a stable order:
+-- the exclusion joins do not keep the scan's order, so candidates.sql sorts by them.
 CREATE OR REPLACE TEMP TABLE laion_exclude (list INTEGER, hash VARCHAR, key VARCHAR);
 
 -- One row per (hash, key) with every list holding it: a LEFT JOIN on it keeps one row per
@@ -39,15 +42,19 @@ WITH mapped AS (
         CASE WHEN getvariable('laion_columns').NSFW IS NULL THEN NULL
              ELSE CAST(laion_col(r, 'NSFW', getvariable('laion_columns').URL) AS VARCHAR)
         END AS NSFW,
-        CAST(laion_col(r, 'similarity', NULL) AS DOUBLE) AS similarity
-    FROM read_parquet(src) AS r
+        CAST(laion_col(r, 'similarity', NULL) AS DOUBLE) AS similarity,
+        r.laion_file AS laion_file,
+        r.file_row_number AS laion_row
+    FROM read_parquet(src, filename = 'laion_file', file_row_number = true) AS r
 )
 SELECT
     m.*,
     list_distinct(flatten([coalesce(u.lists, []), coalesce(h5.lists, []),
                            coalesce(h256.lists, [])])) AS excluded_lists
 FROM mapped AS m
-LEFT JOIN laion_exclude_keys AS u ON u.hash = 'none' AND u.key = m.URL
+LEFT JOIN laion_exclude_keys AS u
+       ON u.hash = 'none'
+      AND u.key = CASE WHEN list_contains(getvariable('laion_hashes'), 'none') THEN m.URL END
 LEFT JOIN laion_exclude_keys AS h5
        ON h5.hash = 'md5'
       AND h5.key = CASE WHEN list_contains(getvariable('laion_hashes'), 'md5') THEN md5(m.URL) END

@@ -150,27 +150,6 @@ def test_prefect_yaml_deployments() -> None:
 
 
 @pytest.mark.slow
-def test_dask_runner_maps_captions_over_parts(prefect_harness, tmp_path) -> None:
-    """runner="dask": metadata + captions per parquet part on a real LocalCluster, merged."""
-    from countclip_flows.build_count_dataset import build_count_dataset
-
-    cfg = load_config(
-        REPO / "configs" / "synthetic-small.yaml",
-        {
-            "data_root": str(tmp_path),
-            "world": {"rows": 300, "parts": 2, "counting_fraction": 0.3},
-            "download": {"retry_failed_passes": 0},
-        },
-    )
-    state = build_count_dataset(cfg=cfg, runner="dask", return_state=True)
-    assert state.is_completed(), state
-    result = state.result()
-    assert result["captions"]["stats"]["parts"] == 2
-    assert len(result["metadata"]["stats"]["parts"]) == 2
-    assert result["counting"]["stats"]["successes"] > 0
-
-
-@pytest.mark.slow
 def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
     """The `make demo` wiring on a tiny world: both fine-tunes start from the baseline, and the
     report compares all three models on the same CountBench images."""

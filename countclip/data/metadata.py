@@ -107,7 +107,7 @@ def connect(cfg: MetadataConfig, remote: RemoteFiles | None = None) -> duckdb.Du
         remote.register(con)
     con.execute(load_sql("laion_filters.sql"))
     con.execute("SET VARIABLE laion_columns = $columns", {"columns": column_map(cfg)})
-    hashes = sorted({e.hash for e in cfg.exclude} - {"none"})
+    hashes = sorted({e.hash for e in cfg.exclude})
     con.execute("SET VARIABLE laion_hashes = $hashes", {"hashes": hashes})
     con.execute(load_sql("laion_source.sql"))
     return con
