@@ -85,6 +85,13 @@ class WorldConfig(StrictModel):
     )
     slow_seconds: float = Field(5.0, ge=0, description="delay of the 'slow' misbehaviour")
     countbench_per_count: int = Field(60, ge=1)
+    confirmatory_seed: int = Field(
+        1,
+        ge=0,
+        lt=100_000,
+        description="seed (and id range) of the confirmatory CountBench, used only for the final "
+        "numbers of a recipe fixed beforehand; the development CountBench follows `seed`",
+    )
     port: int = Field(
         0, ge=0, le=65535, description="loopback image server port (0 = a random free port)"
     )
@@ -272,6 +279,12 @@ class TrainConfig(StrictModel):
     )
     lambda_scale: float = Field(
         1.0, ge=0, description="multiplies every λ_c; 0 gives the L_CLIP-only control"
+    )
+    lambda_mean: float | None = Field(
+        None,
+        gt=0,
+        description="rescale λ so its expected value per counting sample, under this run's "
+        "count sampling, is this (compares λ schemes at matched mean λ); None = as computed",
     )
     logit_scale: Literal["model", "one"] = Field(
         "model", description="s in L_count: the model's logit scale (default) or 1 (paper)"

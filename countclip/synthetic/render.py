@@ -3,9 +3,10 @@
 Speed matters (the server renders every image on request, the benchmark wants >= 500 images/s
 at 224 px on one core), so the expensive part — textured backgrounds — is computed once per
 image size (a few dozen 2x-size textures); an image is a random crop of one of them plus a handful
-of ``ImageDraw`` polygons. Objects are sized relative to the image side (never below ~13 % for
-their bounding circle, ~9 % for their visible extent) so they stay countable at 64 px, where the
-tiny model trains.
+of ``ImageDraw`` polygons. Where the objects go and how big they are is
+:mod:`countclip.synthetic.layout` (cue-controlled: size and area do not give the count away);
+objects are never below ~13 % of the side for their bounding circle, ~9 % for their visible
+extent, so they stay countable at 64 px, where the tiny model trains.
 """
 
 from __future__ import annotations
@@ -13,12 +14,32 @@ from __future__ import annotations
 import math
 import random
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from countclip.synthetic.world import COLOURS, SHAPES, Scene, scene_for_id
+from countclip.synthetic.layout import (
+    CIRCLE_FILL,
+    MIN_DIAMETER,
+    POLYGONS,
+    SHAPE_AREA,
+    Placement,
+    layout_scene,
+    object_outline,
+)
+from countclip.synthetic.world import COLOURS, Scene, scene_for_id
+
+__all__ = [
+    "MIN_DIAMETER",
+    "RGB",
+    "SHAPE_AREA",
+    "Placement",
+    "layout_scene",
+    "object_outline",
+    "render_sample",
+    "render_scene",
+    "warm_up",
+]
 
 RGB: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -32,143 +53,11 @@ RGB: dict[str, tuple[int, int, int]] = {
 }
 assert set(RGB) == set(COLOURS)
 
-MIN_DIAMETER = 0.13
-"""Smallest bounding-circle diameter of an object, as a fraction of the image side."""
-_MARGIN = 0.02  # objects stay this far from the border
-_GAP = 0.03  # and this far from each other (between bounding circles)
 _N_TEXTURES = 32
 
 
 def _luma(rgb: tuple[float, float, float]) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-
-
-def _unit_polygons() -> dict[str, list[tuple[float, float]]]:
-    """Each shape as vertices inside the unit circle (y down), centred at the origin."""
-
-    def ring(n: int, radius: float = 1.0, phase: float = -math.pi / 2) -> list[tuple[float, float]]:
-        angles = [phase + 2 * math.pi * k / n for k in range(n)]
-        return [(radius * math.cos(a), radius * math.sin(a)) for a in angles]
-
-    star = []
-    for k in range(10):
-        r = 1.0 if k % 2 == 0 else 0.48
-        a = -math.pi / 2 + math.pi * k / 5
-        star.append((r * math.cos(a), r * math.sin(a)))
-    w = 0.36  # half arm width of the cross
-    cross = [
-        (-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w),
-        (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w),
-    ]  # fmt: skip
-    cross = [(x * 0.85, y * 0.85) for x, y in cross]  # corners of the arms inside the circle
-    heart = []
-    for k in range(32):
-        t = 2 * math.pi * k / 32
-        x = 16 * math.sin(t) ** 3
-        y = 13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)
-        heart.append((x, -y))
-    cy = (max(y for _, y in heart) + min(y for _, y in heart)) / 2
-    heart = [(x, y - cy) for x, y in heart]
-    scale = max(math.hypot(x, y) for x, y in heart)
-    heart = [(x / scale, y / scale) for x, y in heart]
-    return {
-        "square": ring(4, phase=-math.pi / 4),
-        "triangle": [(x, y + 0.12) for x, y in ring(3, 0.95)],
-        "star": star,
-        "diamond": [(0, -1), (0.62, 0), (0, 1), (-0.62, 0)],
-        "hexagon": ring(6, phase=0),
-        "cross": cross,
-        "heart": heart,
-    }
-
-
-_POLYGONS = _unit_polygons()
-assert set(_POLYGONS) | {"circle"} == set(SHAPES)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """One object: centre (x, y) and bounding-circle radius as fractions of the image side,
-    rotation in degrees."""
-
-    x: float
-    y: float
-    radius: float
-    angle: float
-
-
-def _size_range(count: int) -> tuple[float, float]:
-    if count == 1:
-        return 0.22, 0.55
-    return MIN_DIAMETER, max(MIN_DIAMETER + 0.02, min(0.44, 0.62 / math.sqrt(count)))
-
-
-def _angle(rng: random.Random, shape: str) -> float:
-    if shape == "circle":
-        return 0.0
-    return rng.uniform(-20, 20) if shape == "heart" else rng.uniform(-35, 35)
-
-
-def layout_scene(scene: Scene) -> list[Placement]:
-    """Where the objects of ``scene`` go (deterministic from its id and count).
-
-    Counts 1..10: random sequential placement of bounding circles that keep a gap between them
-    and a margin to the border (so objects never overlap or get cut); if a draw jams, a jittered
-    grid takes over. Count 0: a dense brick pattern of 4..6 rows, objects possibly cut at the
-    border (a texture, not something to count).
-    """
-    rng = random.Random((scene.sample_id << 2) | 1)
-    c = scene.count
-    if c == 0:
-        g = rng.randint(4, 6)
-        d = rng.uniform(0.62, 0.75) / g
-        angle = _angle(rng, scene.shape)
-        ox, oy = rng.uniform(0, 1 / g), rng.uniform(0, 1 / g)
-        out = []
-        for row in range(-1, g + 1):
-            shift = (0.5 / g) if row % 2 else 0.0
-            for col in range(-1, g + 1):
-                x, y = ox + shift + col / g, oy + row / g
-                if -d / 2 < x < 1 + d / 2 and -d / 2 < y < 1 + d / 2:
-                    out.append(Placement(x, y, d / 2, angle))
-        return out
-    lo, hi = _size_range(c)
-    for _attempt in range(8):
-        diameters = sorted((rng.uniform(lo, hi) for _ in range(c)), reverse=True)
-        placed: list[Placement] = []
-        for d in diameters:
-            for tries in range(80):
-                if tries and tries % 20 == 0:
-                    d = max(lo, d * 0.85)
-                r = d / 2
-                x = rng.uniform(_MARGIN + r, 1 - _MARGIN - r)
-                y = rng.uniform(_MARGIN + r, 1 - _MARGIN - r)
-                if all(
-                    (x - p.x) ** 2 + (y - p.y) ** 2 >= (r + p.radius + _GAP) ** 2 for p in placed
-                ):
-                    placed.append(Placement(x, y, r, _angle(rng, scene.shape)))
-                    break
-            else:
-                break
-        if len(placed) == c:
-            return placed
-    return _grid_layout(scene, rng)  # pragma: no cover - rare jam
-
-
-def _grid_layout(scene: Scene, rng: random.Random) -> list[Placement]:
-    c = scene.count
-    g = math.ceil(math.sqrt(c))
-    cell = (1 - 2 * _MARGIN) / g
-    cells = rng.sample(range(g * g), c)
-    out = []
-    for k in cells:
-        d = rng.uniform(MIN_DIAMETER, max(MIN_DIAMETER, cell - _GAP))
-        r = d / 2
-        slack = max(0.0, (cell - _GAP - d) / 2)
-        x = _MARGIN + (k % g + 0.5) * cell + rng.uniform(-slack, slack)
-        y = _MARGIN + (k // g + 0.5) * cell + rng.uniform(-slack, slack)
-        out.append(Placement(x, y, r, _angle(rng, scene.shape)))
-    return out
 
 
 def _pattern(rng: np.random.Generator, kind: int, big: int) -> np.ndarray:
@@ -264,11 +153,11 @@ def render_scene(scene: Scene, size: int = 224) -> Image.Image:
     j = rng.randint(-12, 12)
     fill = (min(255, max(0, r + j)), min(255, max(0, g + j)), min(255, max(0, b + j)))
     draw = ImageDraw.Draw(img)
-    unit = _POLYGONS.get(scene.shape)
+    unit = POLYGONS.get(scene.shape)
     for p in layout_scene(scene):
         cx, cy, rad = p.x * size, p.y * size, p.radius * size
         if unit is None:  # circle
-            rr = rad * 0.92
+            rr = rad * CIRCLE_FILL
             draw.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=fill)
             continue
         ca, sa = math.cos(math.radians(p.angle)), math.sin(math.radians(p.angle))

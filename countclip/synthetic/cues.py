@@ -1,0 +1,87 @@
+"""Non-numerical cues of synthetic scenes, and the cue-only baselines of a CountBench.
+
+Each scene's cues are read off its layout (:func:`countclip.synthetic.render.layout_scene`) and
+the drawn outline of its shape, in fractions of the image side:
+
+- ``largest item``: drawn area of the biggest object;
+- ``mean item``: mean drawn area of the objects;
+- ``total area``: total foreground (object) area;
+- ``hull area``: area of the convex hull of every object outline;
+- ``spread``: root-mean-square distance of the object centres from their centroid.
+
+:func:`countbench_cue_baselines` fits :func:`countclip.evaluation.cues.cue_baselines` on scenes
+drawn like a CountBench (:func:`countclip.synthetic.countbench.cue_fit_scenes`, their own ids)
+and scores it on the CountBench's own scenes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial import ConvexHull
+
+from countclip.atomic import atomic_write_text
+from countclip.config import WorldConfig
+from countclip.counts import COUNTS
+from countclip.evaluation.cues import cue_baselines
+from countclip.synthetic.countbench import SPLITS, Split, countbench_scenes, cue_fit_scenes
+from countclip.synthetic.layout import SHAPE_AREA, layout_scene, object_outline
+from countclip.synthetic.world import Scene
+
+CUES: tuple[str, ...] = ("largest item", "mean item", "total area", "hull area", "spread")
+CUE_FIT_PER_COUNT = 200
+"""Scenes per count the cue-only classifiers are fit on (a CountBench has 60)."""
+
+
+def scene_cues(scene: Scene) -> dict[str, float]:
+    """The non-numerical cues of one counting scene (count >= 1), see the module docstring."""
+    if scene.count < 1:
+        raise ValueError(f"scene_cues: scene {scene.sample_id} is a pattern (count 0), not counted")
+    placements = layout_scene(scene)
+    areas = np.array([SHAPE_AREA[scene.shape] * p.radius**2 for p in placements])
+    outline = np.concatenate([object_outline(scene.shape, p) for p in placements])
+    centres = np.array([(p.x, p.y) for p in placements])
+    spread = math.sqrt(((centres - centres.mean(0)) ** 2).sum(1).mean())
+    return {
+        "largest item": float(areas.max()),
+        "mean item": float(areas.mean()),
+        "total area": float(areas.sum()),
+        "hull area": float(ConvexHull(outline).volume),  # a 2-D hull's "volume" is its area
+        "spread": spread,  # 0 for a single object
+    }
+
+
+def cue_rows(scenes: Iterable[Scene]) -> list[dict[str, Any]]:
+    """One row per scene: ``sample_id``, ``count`` and every cue of :data:`CUES`."""
+    return [{"sample_id": s.sample_id, "count": s.count, **scene_cues(s)} for s in scenes]
+
+
+def countbench_cue_baselines(
+    world: WorldConfig, split: Split = "dev", fit_per_count: int = CUE_FIT_PER_COUNT
+) -> dict[str, float]:
+    """Accuracy of guessing each scene's count of the ``split`` CountBench from each cue alone
+    and from all cues together (classifiers fit on ``fit_per_count`` other scenes per count)."""
+    test = cue_rows(scene for scene, _ in countbench_scenes(world, split))
+    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count))
+    return cue_baselines(
+        fit, [r["count"] for r in fit], test, [r["count"] for r in test], cues=CUES
+    )
+
+
+def write_cue_report(
+    path: str | os.PathLike[str], world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT
+) -> Path:
+    """Write the cue-only baselines of both CountBenches as JSON (atomically); returns the path.
+
+    ``{"chance": 1/9, "cues": [...], "dev": {cue: accuracy}, "confirmatory": {...}}``: the rows a
+    benchmark prints beside the models."""
+    report: dict[str, Any] = {"chance": 1 / len(COUNTS), "cues": list(CUES)}
+    for split in SPLITS:
+        report[split] = countbench_cue_baselines(world, split, fit_per_count)
+    return atomic_write_text(path, json.dumps(report, indent=1) + "\n")
