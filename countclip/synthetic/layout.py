@@ -50,8 +50,8 @@ SPREAD_SHARE = 0.4
 """Share of scenes whose spread is drawn (so their hull area grows with the count); the others
 draw their hull area (so their spread shrinks with the count)."""
 SPREAD_RANGE = (0.22, 0.42)  # RMS distance of the centres from their centroid
-HULL_RANGE = (0.12, 0.5)  # convex hull area of the objects
-_LOOSENESS = (0.2, 0.4, 0.8)  # width of the placement cluster, in object sizes
+HULL_RANGE = (0.1, 0.4)  # convex hull area of the objects
+_LOOSENESS = (0.1, 0.3)  # width of the placement cluster, in object sizes
 
 
 def _unit_polygons() -> dict[str, list[tuple[float, float]]]:
@@ -229,7 +229,7 @@ def _place(
         lo, hi = MARGIN + r, 1 - MARGIN - r
         sigma = looseness * (2 * r + GAP) * math.sqrt(i + 1)
         for tries in range(200):
-            wide = sigma * (1 + tries / 20)  # widen when the cluster is crowded
+            wide = sigma * (1 + tries / 10)  # widen when the cluster is crowded
             x = min(hi, max(lo, rng.gauss(anchor[0], wide)))
             y = min(hi, max(lo, rng.gauss(anchor[1], wide)))
             if all(
