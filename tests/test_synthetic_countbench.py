@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
 from countclip.config import WorldConfig
@@ -27,6 +28,7 @@ from countclip.synthetic.captions import (
     DISTRACTOR_TEMPLATES,
     NON_COUNTING_TEMPLATES,
 )
+from countclip.synthetic.countbench import CONFIRMATORY_ID_BASE, countbench_scenes
 from countclip.synthetic.metadata import caption_table
 from countclip.synthetic.world import PLURALS
 
@@ -80,3 +82,29 @@ def test_countbench_images_come_from_the_server(tmp_path: Path) -> None:
             with urllib.request.urlopen(row["image_url"], timeout=5) as resp:
                 img = Image.open(io.BytesIO(resp.read()))
             assert img.size == (64, 64)
+
+
+def test_dev_and_confirmatory_countbenches_are_disjoint(tmp_path: Path) -> None:
+    """Same format and counts, disjoint ids (and kinds drawn from another seed); a new
+    ``confirmatory_seed`` gives fresh scenes, and the dev file is what it always was."""
+    world = WorldConfig(seed=1, countbench_per_count=20)
+    dev = json.loads(write_countbench(tmp_path / "dev.json", world, BASE).read_text())
+    conf_path = write_countbench(tmp_path / "conf.json", world, BASE, split="confirmatory")
+    conf = json.loads(conf_path.read_text())
+    assert Counter(r["number"] for r in conf) == Counter(r["number"] for r in dev)
+    assert all(set(r) == {"image_url", "text", "number"} for r in conf)
+    dev_ids = {parse_scene_url(r["image_url"]).sample_id for r in dev}
+    conf_scenes = [parse_scene_url(r["image_url"]) for r in conf]
+    assert not dev_ids & {s.sample_id for s in conf_scenes}
+    assert min(s.sample_id for s in conf_scenes) >= CONFIRMATORY_ID_BASE
+    assert [s.count for s in conf_scenes] == [r["number"] for r in conf]
+    assert (
+        write_countbench(tmp_path / "dev2.json", world, BASE, split="dev").read_text()
+        == (tmp_path / "dev.json").read_text()
+    )
+    fresh = countbench_scenes(world.model_copy(update={"confirmatory_seed": 2}), "confirmatory")
+    assert not {s.sample_id for s, _ in fresh} & {s.sample_id for s in conf_scenes}
+    with pytest.raises(ValueError, match="split"):
+        countbench_scenes(world, "test")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="confirmatory_seed"):
+        WorldConfig(confirmatory_seed=-1)
