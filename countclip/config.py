@@ -86,11 +86,7 @@ class WorldConfig(StrictModel):
     slow_seconds: float = Field(5.0, ge=0, description="delay of the 'slow' misbehaviour")
     countbench_per_count: int = Field(60, ge=1)
     confirmatory_seed: int = Field(
-        1,
-        ge=0,
-        lt=100_000,
-        description="seed (and id range) of the confirmatory CountBench, used only for the final "
-        "numbers of a recipe fixed beforehand; the development CountBench follows `seed`",
+        1, ge=0, lt=100_000, description="seed and ids of the confirmatory CountBench (final runs)"
     )
     port: int = Field(
         0, ge=0, le=65535, description="loopback image server port (0 = a random free port)"
