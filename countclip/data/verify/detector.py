@@ -22,12 +22,15 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import torch
-from torchvision.models import get_model, get_model_weights
+import torchvision.models as tv_models  # a module import: see the note below
 
 from countclip.data.verify.counters import Counts
 from countclip.devices import resolve_device
 
 RANDOM_WEIGHTS = "random"
+# ``import torchvision.models as tv_models``, not ``from torchvision.models import ...``: the
+# stage's code version (countclip.fingerprints) resolves every ``from X import name`` to a file,
+# and for a name that is no submodule that imports X, so torchvision (~5 s) on every plan.
 
 
 class DetectorWeightsMissing(FileNotFoundError):
@@ -36,7 +39,7 @@ class DetectorWeightsMissing(FileNotFoundError):
 
 def cache_file(detector: str) -> Path:
     """Where torchvision keeps ``detector``'s default COCO weights once downloaded."""
-    url = get_model_weights(detector).DEFAULT.url
+    url = tv_models.get_model_weights(detector).DEFAULT.url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlsplit(url).path).name
 
 
@@ -51,7 +54,7 @@ def weights_file(detector: str, weights: str | None) -> Path | None:
         raise DetectorWeightsMissing(
             f"{path}: no weights file for the {detector} detector ({origin}). Nothing is "
             f"downloaded here: copy the file there from a machine where torchvision has it "
-            f"(torchvision.models.get_weight('{get_model_weights(detector).DEFAULT}')"
+            f"(torchvision.models.get_weight('{tv_models.get_model_weights(detector).DEFAULT}')"
             ".get_state_dict() fetches it), or set verify.weights to a local .pth state dict"
         )
     return path
@@ -92,8 +95,10 @@ class TorchvisionCounter:
         device: str = "auto",
     ) -> None:
         path = weights_file(detector, weights)  # the clear error before anything is built
-        self.categories: list[str] = list(get_model_weights(detector).DEFAULT.meta["categories"])
-        model = get_model(
+        self.categories: list[str] = list(
+            tv_models.get_model_weights(detector).DEFAULT.meta["categories"]
+        )
+        model = tv_models.get_model(
             detector, weights=None, weights_backbone=None, num_classes=len(self.categories)
         )
         if path is not None:

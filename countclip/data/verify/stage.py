@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import time
 from collections import Counter
@@ -41,7 +42,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
-from webdataset.tariterators import base_plus_ext
 
 from countclip import sql
 from countclip.atomic import atomic_path
@@ -102,20 +102,35 @@ def _decode(data: bytes) -> np.ndarray | None:
         return None
 
 
+_MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+"""webdataset's rule (``base_plus_ext``): the key runs to the first dot of the file name. Not
+imported from webdataset, whose import pulls in torch (seconds) for one regular expression."""
+
+
 def _samples(tar: tarfile.TarFile) -> list[tuple[str, dict[str, tarfile.TarInfo]]]:
     """Complete samples of a shard (an image and a json), in key order; img2dataset's failure
     leftovers (json only) are not samples."""
     members: dict[str, dict[str, tarfile.TarInfo]] = {}
     for info in tar:
-        if info.isfile():
-            key, ext = base_plus_ext(info.name)
-            if key is not None:
-                members.setdefault(key, {})[ext.lower()] = info
+        match = _MEMBER.match(info.name) if info.isfile() else None
+        if match is not None:
+            members.setdefault(match.group(1), {})[match.group(2).lower()] = info
     return [
         (key, parts)
         for key, parts in sorted(members.items())
         if "json" in parts and any(e in parts for e in IMAGE_EXTS)
     ]
+
+
+def _member(data: bytes, info: tarfile.TarInfo) -> bytes:
+    return data[info.offset_data : info.offset_data + info.size]
+
+
+def _raw_member(data: bytes, info: tarfile.TarInfo) -> bytes:
+    """A member exactly as the tar holds it: from its first header block (``offset``: any
+    pax/GNU extended header included) to the end of its last data block."""
+    blocks = -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    return data[info.offset : info.offset_data + blocks]
 
 
 def verify_shard(
@@ -128,47 +143,52 @@ def verify_shard(
 ) -> pa.Table:
     """Decide every sample of one download shard: write its kept samples to ``kept_tar`` (only
     if any) and then its decisions to ``decisions_file``, each atomically. Returns the
-    decisions."""
+    decisions.
+
+    The shard is read into memory once (a few MB): members are sliced out of it by the offsets
+    ``tarfile`` found, and the kept tar is those members' raw blocks, so nothing is re-encoded.
+    """
     rows: list[dict[str, Any]] = []
     label = shard_label(shard)
-    with tarfile.open(shard, "r:") as tar:
+    data = Path(shard).read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         samples = _samples(tar)
-        for start in range(0, len(samples), batch_size):
-            batch = samples[start : start + batch_size]
-            metas, images = [], []
-            for key, parts in batch:
-                meta = json.loads(tar.extractfile(parts["json"]).read())
-                if "count" not in meta:
-                    raise ValueError(f"{shard}: sample {key}.json has no 'count' (not counting?)")
-                image_ext = next(e for e in IMAGE_EXTS if e in parts)
-                metas.append((key, meta, _decode(tar.extractfile(parts[image_ext]).read())))
-                images.append(metas[-1][2])
-            counted = iter(counter.count([i for i in images if i is not None]))
-            for key, meta, image in metas:
-                kinds = next(counted) if image is not None else None
-                kept, reason = (
-                    (False, "undecodable") if kinds is None else decide(int(meta["count"]), kinds)
-                )
-                rows.append(
-                    {
-                        "SAMPLE_ID": _sample_id(meta),
-                        "shard": label,
-                        "key": key,
-                        "count": int(meta["count"]),
-                        "detected_count": None if kinds is None else dominant_count(kinds),
-                        "kinds": None if kinds is None else json.dumps(kinds, sort_keys=True),
-                        "kept": kept,
-                        "reason": reason,
-                    }
-                )
-            report_to(progress)(min(1.0, (start + len(batch)) / max(len(samples), 1)), label)
-        kept = {row["key"] for row in rows if row["kept"]}
-        if kept:
-            with atomic_path(kept_tar) as tmp, tarfile.open(tmp, "w") as out:
-                for key, parts in samples:
-                    if key in kept:
-                        for _ext, info in sorted(parts.items()):
-                            out.addfile(info, tar.extractfile(info))
+    for start in range(0, len(samples), batch_size):
+        batch = []
+        for key, parts in samples[start : start + batch_size]:
+            meta = json.loads(_member(data, parts["json"]))
+            if "count" not in meta:
+                raise ValueError(f"{shard}: sample {key}.json has no 'count' (not counting?)")
+            image_ext = next(e for e in IMAGE_EXTS if e in parts)
+            batch.append((key, meta, _decode(_member(data, parts[image_ext]))))
+        counted = iter(counter.count([image for _, _, image in batch if image is not None]))
+        for key, meta, image in batch:
+            kinds = next(counted) if image is not None else None
+            kept, reason = (
+                (False, "undecodable") if kinds is None else decide(int(meta["count"]), kinds)
+            )
+            rows.append(
+                {
+                    "SAMPLE_ID": _sample_id(meta),
+                    "shard": label,
+                    "key": key,
+                    "count": int(meta["count"]),
+                    "detected_count": None if kinds is None else dominant_count(kinds),
+                    "kinds": None if kinds is None else json.dumps(kinds, sort_keys=True),
+                    "kept": kept,
+                    "reason": reason,
+                }
+            )
+        report_to(progress)(min(1.0, (start + len(batch)) / max(len(samples), 1)), label)
+    kept = {row["key"] for row in rows if row["kept"]}
+    if kept:
+        members = sorted(
+            (info for key, parts in samples if key in kept for info in parts.values()),
+            key=lambda info: info.offset,
+        )
+        end = b"\0" * (2 * tarfile.BLOCKSIZE)  # the end-of-archive marker
+        with atomic_path(kept_tar) as tmp:
+            tmp.write_bytes(b"".join([*(_raw_member(data, m) for m in members), end]))
     decisions = pa.Table.from_pylist(rows, schema=DECISIONS_SCHEMA)
     with atomic_path(decisions_file) as tmp:
         pq.write_table(decisions, tmp)
