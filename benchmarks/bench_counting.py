@@ -1,239 +1,85 @@
-"""Does CountCLIP learn to count? Baseline vs L_CLIP-only control vs CountCLIP, over seeds.
+"""Does CountCLIP learn to count? Every arm of ``benchmarks/arms.yaml`` over seeds, on one
+CountBench, with the raw per-image predictions written to ``results/``.
 
-Rows: the baseline (pretrained, no fine-tuning), the control (L_CLIP only), and CountCLIP for
-each λ scheme (constant, norm, modal, log) × {L_count, L_count+}. Columns: synthetic CountBench
-accuracy mean ± sd over seeds, the worst per-count accuracy (of the seed-mean per-count
-accuracies), and zero-shot shape/colour accuracy (mean of the two tasks).
+    .venv/bin/python benchmarks/bench_counting.py --config configs/bench-counting.yaml \\
+        --seeds 0 1 2 --countbench dev
+    .venv/bin/python benchmarks/render_results.py          # results/ -> docs/results.md
 
-Every fine-tune starts from the same baseline, with the same data, steps and seed as its
-control — as the paper fine-tunes one OpenAI checkpoint; the seeds vary the fine-tuning (data
-order, counterfactual draws). Checkpoints are selected on the counting validation split only;
-CountBench is never looked at until the end.
+Seed s pretrains baseline s and fine-tunes every arm from it with seed s (the spread covers
+both). Checkpoints are selected on the counting validation split only.
 
-    .venv/bin/python benchmarks/bench_counting.py --config configs/demo.yaml --seeds 0 1 2
-
-``--arms control count_plus:constant`` fine-tunes only those rows (the config's own CountCLIP
-row against its control, say), for a quick look at a new world; the full table is the benchmark.
-Stages are cached under --data-root (the same fingerprints as the pipeline), so an interrupted
-run resumes. --jobs runs fine-tunes in parallel processes (1 torch thread each).
-One run per data root at a time (use --jobs): a second finds the synthetic world's port
-busy, serves it on another port, and so builds a new world with every stage after it.
+``--countbench dev`` is the development CountBench: what tuning, docs and the demo may look at.
+``--countbench confirmatory`` is for the final numbers of a recipe fixed beforehand: it refuses
+to run from a tree with uncommitted changes, and refuses to run twice for one experiment, and
+``run.json`` records the commit and the config hash, so the numbers can be traced to the exact
+recipe that was committed before they existed.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
 import os
 import platform
-import statistics
+import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from countclip.config import PipelineConfig, TrainConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import experiment as ex
+
+from countclip.atomic import atomic_write_json
 from countclip.offline import apply_offline_env
 from countclip.yamlconfig import load_config
 
-SCHEMES = ("constant", "norm", "modal", "log")
-LOSSES = ("count", "count_plus")
+RESULTS = ex.REPO / "results"
 
 
-def build(cfg: PipelineConfig) -> dict:
-    """World -> metadata -> captions -> downloads -> CountBench -> baseline (all cached)."""
-    from countclip.data.captions.stage import run_caption_stage
-    from countclip.data.download.stage import run_download_stage
-    from countclip.data.metadata import run_metadata_stage
-    from countclip.evaluation.countbench import run_countbench_stage
-    from countclip.synthetic.pretrain import run_pretrain_stage
-    from countclip.synthetic.stage import run_world_stage, serve_world
+def _job(args: tuple) -> dict[str, Any]:
+    """One fine-tune and its evaluation, in a worker process."""
+    arm, seed, cfg_json, data, baseline_checkpoint, split = args
+    ex.one_thread()
+    from countclip.config import PipelineConfig
 
-    root = cfg.data_root
-    with serve_world(cfg.world) as base_url:
-        world = run_world_stage(cfg.world, root, base_url)
-        cfg.metadata.source = world["source"]
-        cfg.evaluate.countbench = world["outputs"]["countbench"]
-        metadata = run_metadata_stage(cfg.metadata, root)
-        captions = run_caption_stage(metadata, cfg.captions, root)
-        counting = run_download_stage(captions, "counting", cfg.download, root)
-        common = run_download_stage(captions, "common", cfg.download, root)
-        bench = run_countbench_stage(cfg.evaluate, cfg.download, root)
-    baseline = run_pretrain_stage(world, cfg.pretrain, root)
-    return {"counting": counting, "common": common, "countbench": bench, "baseline": baseline}
+    cfg = PipelineConfig.model_validate(cfg_json)
+    train = ex.fine_tune(data, cfg, baseline_checkpoint)
+    result = ex.evaluate(
+        cfg, data["countbench"][split], arm, train["outputs"]["checkpoint"], "test"
+    )
+    return {"arm": arm, "seed": seed, "train": train, "evaluation": result}
 
 
-def _train_and_evaluate(args: tuple) -> tuple[str, int, dict]:
-    """One fine-tune + its evaluation in a worker process (1 torch thread)."""
-    label, seed, counting, common, lambdas, train_cfg, cfg, bench, root = args
-    import torch
+def raw_result(arm: str, seed: int, split: str, evaluation: dict, train: dict | None) -> dict:
+    """What ``results/`` keeps of one (arm, seed): per-image predictions and the summary."""
+    import pyarrow.parquet as pq
 
-    torch.set_num_threads(1)
-    from countclip.training.stage import run_training
-
-    manifest = run_training(counting, common, lambdas, train_cfg, root)
-    return label, seed, evaluate(cfg, bench, label, manifest["outputs"]["checkpoint"], root)
-
-
-def all_arms() -> list[str]:
-    """Every row after the baseline, as ``--arms`` names them: ``control``, ``loss:scheme``."""
-    return ["control"] + [f"{loss}:{scheme}" for loss in LOSSES for scheme in SCHEMES]
-
-
-def check_arms(arms: list[str]) -> list[str]:
-    """``arms`` if every one names a row, else exit naming the unknown ones."""
-    unknown = sorted(set(arms) - set(all_arms()))
-    if unknown:
-        raise SystemExit(f"--arms: unknown {unknown}; choose from {all_arms()}")
-    return arms
-
-
-def runs(
-    cfg: PipelineConfig, built: dict, seeds: list[int], root: str, arms: list[str] | None = None
-) -> list[tuple]:
-    from countclip.data.lambdas import run_lambda_stage
-
-    wanted = set(all_arms() if arms is None else check_arms(arms))
-
-    base: TrainConfig = cfg.train.model_copy(deep=True)
-    base.model.pretrained = built["baseline"]["outputs"]["checkpoint"]
-    base.threads = 1
-    bench = built["countbench"]
-    lambdas = {
-        s: run_lambda_stage(built["counting"], cfg.lambdas.model_copy(update={"scheme": s}), root)
-        for s in SCHEMES
+    predictions = pq.read_table(
+        evaluation["outputs"]["predictions"], columns=["SAMPLE_ID", "number", "predicted"]
+    ).to_pydict()
+    stats = evaluation["stats"]
+    return {
+        "arm": arm,
+        "seed": seed,
+        "countbench": split,
+        "sample_ids": predictions["SAMPLE_ID"],
+        "true": predictions["number"],
+        "predicted": predictions["predicted"],
+        "accuracy": stats["accuracy"],
+        "per_count_accuracy": stats["per_count_accuracy"],
+        "zero_shot": {t: r["accuracy"] for t, r in (stats.get("zero_shot") or {}).items()},
+        "evaluation_fingerprint": evaluation["fingerprint"],
+        "train": None
+        if train is None
+        else {
+            "fingerprint": train["fingerprint"],
+            "best_val_count_acc": train["stats"].get("best_val_count_acc"),
+            "best_step": train["stats"].get("best_step"),
+            "seconds": train["seconds"],
+        },
     }
-    jobs = []
-    for seed in seeds:
-        control = base.model_copy(update={"count_loss": "none", "seed": seed})
-        if "control" in wanted:
-            jobs.append(
-                (
-                    "control",
-                    seed,
-                    built["counting"],
-                    built["common"],
-                    None,
-                    control,
-                    cfg,
-                    bench,
-                    root,
-                )
-            )
-        for loss in LOSSES:
-            for scheme in SCHEMES:
-                if f"{loss}:{scheme}" not in wanted:
-                    continue
-                run_cfg = base.model_copy(update={"count_loss": loss, "seed": seed})
-                label = f"countclip {'L_count+' if loss == 'count_plus' else 'L_count'} λ={scheme}"
-                jobs.append(
-                    (
-                        label,
-                        seed,
-                        built["counting"],
-                        built["common"],
-                        lambdas[scheme],
-                        run_cfg,
-                        cfg,
-                        bench,
-                        root,
-                    )
-                )
-    return jobs
-
-
-def evaluate(cfg: PipelineConfig, bench: dict, label: str, checkpoint: str, root: str) -> dict:
-    from countclip.evaluation.stage import run_evaluation_stage
-
-    ref = {
-        "name": cfg.train.model.name,
-        "checkpoint": checkpoint,
-        "pretrained": None,
-        "label": label,
-    }
-    return run_evaluation_stage(ref, bench, cfg.evaluate, root)
-
-
-def _class_counts(counting: dict) -> str:
-    """``2: n, 3: n, ...`` downloaded counting samples per count (from the download manifest)."""
-    from countclip.data.lambdas import class_frequencies
-
-    freq = class_frequencies(counting)
-    return ", ".join(f"{c}: {freq.get(c, 0)}" for c in range(2, 11))
-
-
-def _zero_shot(result: dict) -> float:
-    tasks = result.get("zero_shot") or {}
-    values = [t["accuracy"] for t in tasks.values() if t.get("accuracy") is not None]
-    return sum(values) / len(values) if values else float("nan")
-
-
-def summarise(results: dict[str, list[dict]]) -> list[dict]:
-    rows = []
-    for label, per_seed in results.items():
-        accs = [r["accuracy"] for r in per_seed]
-        counts = sorted({int(c) for r in per_seed for c in r["per_count_accuracy"]})
-        per_count_mean = {
-            c: statistics.fmean(
-                r["per_count_accuracy"].get(str(c), r["per_count_accuracy"].get(c)) or 0.0
-                for r in per_seed
-            )
-            for c in counts
-        }
-        rows.append(
-            {
-                "label": label,
-                "n": len(per_seed),
-                "acc_mean": statistics.fmean(accs),
-                "acc_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "worst_count": min(per_count_mean, key=per_count_mean.get),
-                "worst_acc": min(per_count_mean.values()),
-                "per_count": per_count_mean,
-                "zero_shot": statistics.fmean(_zero_shot(r) for r in per_seed),
-            }
-        )
-    return rows
-
-
-def markdown(rows: list[dict], command: str, meta: dict) -> str:
-    control = next((r for r in rows if r["label"] == "control"), None)
-    lines = [
-        "# CountCLIP on the synthetic CountBench",
-        "",
-        f"Made by `{command}` on {meta['date']} ({meta['machine']}; {meta['minutes']:.1f} min).",
-        "",
-        f"Seeds: {meta['seeds']}. Fine-tuning: {meta['steps']} steps, batch {meta['batch']}, "
-        f"lr {meta['lr']:g}, 1 in {round(1 / meta['fraction'])} samples counting "
-        f"(count c drawn with weight n_c^{meta['power']:g}), λ0 {meta['lambda0']:g}, from one "
-        f"pretrained baseline ({meta['pretrain_steps']} steps). Counting data: "
-        f"{meta['counting']}. CountBench: {meta['evaluated']}. Chance = 11.1%. Zero-shot: "
-        f"{meta['zero_shot_per_class']} images per shape/colour class.",
-        "",
-        "| model | CountBench acc. (mean ± sd) | Δ vs control | worst count (acc.) "
-        "| zero-shot acc. | Δ zero-shot |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        d_acc = d_zs = ""
-        if control is not None and r is not control and r["label"] != "baseline":
-            d_acc = f"{100 * (r['acc_mean'] - control['acc_mean']):+.1f}"
-            d_zs = f"{100 * (r['zero_shot'] - control['zero_shot']):+.1f}"
-        lines.append(
-            f"| {r['label']} | {100 * r['acc_mean']:.1f} ± {100 * r['acc_sd']:.1f} | {d_acc} "
-            f"| {r['worst_count']} ({100 * r['worst_acc']:.1f}) | {100 * r['zero_shot']:.1f} "
-            f"| {d_zs} |"
-        )
-    lines += [
-        "",
-        "Per-count accuracy (seed mean, %):",
-        "",
-        "| model | " + " | ".join(str(c) for c in range(2, 11)) + " |",
-        "|---|" + "---:|" * 9,
-    ]
-    for r in rows:
-        cells = [f"{100 * r['per_count'].get(c, float('nan')):.0f}" for c in range(2, 11)]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,67 +87,99 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/bench-counting.yaml")
     parser.add_argument("--data-root", default=None, help="default: the config's data_root")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    parser.add_argument("--countbench", choices=ex.COUNTBENCHES, default="dev")
+    parser.add_argument("--arms", nargs="+", default=None, help="default: every arm")
     parser.add_argument("--jobs", type=int, default=2, help="fine-tunes in parallel")
-    parser.add_argument("--out", default="docs/results.md")
-    parser.add_argument(
-        "--arms",
-        nargs="+",
-        default=None,
-        help="rows to fine-tune (default all): control, count:<scheme>, count_plus:<scheme>; "
-        "name them before looking at any CountBench number, or the subset is a selection on it",
-    )
+    parser.add_argument("--name", default=None, help="experiment name (default: config name)")
     args = parser.parse_args(argv)
     apply_offline_env()
     start = time.perf_counter()
     overrides: dict = {"data_root": args.data_root} if args.data_root else {}
-    if args.steps:
-        overrides["train"] = {"steps": args.steps}
     cfg = load_config(args.config, overrides)
     cfg.data_root = str(Path(cfg.data_root).resolve())
-    built = build(cfg)
-    print(f"built: baseline {built['baseline']['outputs']['checkpoint']}", flush=True)
-    jobs = runs(cfg, built, args.seeds, cfg.data_root, args.arms)
-    results: dict[str, list[dict]] = {"baseline": []}
-    baseline = evaluate(
-        cfg,
-        built["countbench"],
-        "baseline",
-        built["baseline"]["outputs"]["checkpoint"],
-        cfg.data_root,
-    )
-    results["baseline"].append(baseline)
-    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-        for done, (label, seed, result) in enumerate(pool.map(_train_and_evaluate, jobs), 1):
-            results.setdefault(label, []).append(result)
-            print(
-                f"[{done}/{len(jobs)}] {label} seed {seed}: CountBench {result['accuracy']:.3f}",
-                flush=True,
+    arms_all = ex.load_arms()
+    names = ex.check_arms(args.arms or list(arms_all), arms_all)
+    arms = {a: arms_all[a] for a in names}
+    name = args.name or cfg.name
+    out = RESULTS / name / args.countbench
+    git = ex.git_state()
+    if args.countbench == "confirmatory":
+        if git["dirty"]:
+            raise SystemExit(
+                "confirmatory CountBench: the tree has uncommitted changes; commit the recipe "
+                "(config and benchmarks/arms.yaml) first, so the numbers trace to it"
             )
-    rows = summarise(results)
-    command = "python benchmarks/bench_counting.py " + " ".join(argv or sys.argv[1:])
-    meta = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
-        "minutes": (time.perf_counter() - start) / 60,
-        "seeds": args.seeds,
-        "steps": cfg.train.steps,
-        "batch": cfg.train.batch_size,
-        "fraction": cfg.train.counting_fraction,
-        "lr": cfg.train.lr,
-        "power": cfg.train.count_sampling_power,
-        "lambda0": cfg.lambdas.lambda0,
-        "zero_shot_per_class": cfg.evaluate.zero_shot_per_class,
-        "pretrain_steps": cfg.pretrain.steps,
-        "counting": _class_counts(built["counting"]),
-        "evaluated": baseline.get("message", ""),
-    }
-    text = markdown(rows, command.strip(), meta)
-    from countclip.atomic import atomic_write_text
-
-    atomic_write_text(args.out, text)
-    print(text)
+        if (out / "run.json").exists():
+            raise SystemExit(f"{out}: the confirmatory CountBench was already run for {name}")
+    configs = {(a, s): ex.arm_config(cfg, arms[a], s) for a in arms for s in args.seeds}
+    data = ex.build_data(cfg, [c.verify for c in configs.values()])
+    if args.countbench not in data["countbench"]:
+        raise SystemExit(f"the world wrote no {args.countbench} CountBench")
+    zero_shot = ex.zero_shot_datasets(data)
+    for c in configs.values():
+        c.evaluate.zero_shot_datasets = zero_shot
+    bench = data["countbench"][args.countbench]
+    baselines = {s: ex.baseline(data, ex.arm_config(cfg, {}, s)) for s in args.seeds}
+    base_cfg = ex.arm_config(cfg, {}, args.seeds[0])
+    base_cfg.evaluate.zero_shot_datasets = zero_shot
+    raw = []
+    for seed, pre in baselines.items():
+        ev = ex.evaluate(base_cfg, bench, "baseline", pre["outputs"]["checkpoint"], "test")
+        raw.append(raw_result("baseline", seed, args.countbench, ev, None))
+        print(f"baseline seed {seed}: CountBench {ev['stats']['accuracy']:.3f}", flush=True)
+    split = args.countbench
+    jobs = [
+        (a, s, c.model_dump(mode="json"), data, baselines[s]["outputs"]["checkpoint"], split)
+        for (a, s), c in configs.items()
+    ]
+    for done in ex.parallel(_job, jobs, args.jobs):
+        raw.append(raw_result(done["arm"], done["seed"], split, done["evaluation"], done["train"]))
+        acc = done["evaluation"]["stats"]["accuracy"]
+        print(f"{done['arm']} seed {done['seed']}: CountBench {acc:.3f}", flush=True)
+    for row in raw:
+        atomic_write_json(out / row["arm"] / f"seed-{row['seed']}.json", row)
+    atomic_write_json(
+        out / "run.json",
+        {
+            "experiment": name,
+            "countbench": args.countbench,
+            "command": "python benchmarks/bench_counting.py " + shlex.join(argv or sys.argv[1:]),
+            "config": args.config,
+            "config_hash": ex.config_hash(cfg, arms),
+            "arms_file_sha256": ex.file_sha(ex.ARMS_FILE),
+            "arms": arms,
+            "seeds": args.seeds,
+            **git,
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+            "minutes": round((time.perf_counter() - start) / 60, 1),
+            "countbench_message": bench["stats"]["message"],
+            "data": data_summary(data, configs),
+            "cues": cue_rows(data, args.countbench),
+        },
+    )
+    print(f"wrote {out}; render with: python benchmarks/render_results.py")
     return 0
+
+
+def data_summary(data: dict, configs: dict) -> dict[str, Any]:
+    """Counting samples per count as downloaded and as kept by each verification."""
+    from countclip.data.lambdas import class_frequencies
+
+    summary: dict[str, Any] = {"downloaded": class_frequencies(data["counting"])}
+    for key, manifest in data["verified"].items():
+        counter = json.loads(key)["counter"]
+        summary[f"kept ({counter})"] = class_frequencies(manifest)
+        summary[f"verify ({counter})"] = {
+            k: v for k, v in manifest["stats"].items() if not isinstance(v, list)
+        }
+    return summary
+
+
+def cue_rows(data: dict, split: str) -> dict[str, float] | None:
+    """Cue-only baselines on this CountBench, as the world computed them from its layouts."""
+    path = data["world"]["outputs"].get(f"cues_{split}")
+    return json.loads(Path(path).read_text()) if path else None
 
 
 if __name__ == "__main__":

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from countclip.atomic import atomic_write_json
 from countclip.config import WorldConfig
 from countclip.fingerprints import fingerprint
 from countclip.stage import Stage, StageOutput, StagePlan
 from countclip.synthetic.countbench import write_countbench
+from countclip.synthetic.cues import write_cue_report
+from countclip.synthetic.ground_truth import write_ground_truth
 from countclip.synthetic.metadata import generate_metadata
 from countclip.synthetic.server import ImageServer
 from countclip.synthetic.zeroshot import write_zero_shot_sets
@@ -120,12 +124,19 @@ def plan_world_stage(world: WorldConfig, data_root: str, base_url: str) -> Stage
 
 
 def run_world_stage(world: WorldConfig, data_root: str, base_url: str) -> dict:
-    """Stage "world": metadata parquet parts, CountBench JSON and zero-shot sets, with image
-    URLs under ``base_url``."""
+    """Stage "world": metadata parquet parts, the development and confirmatory CountBenches,
+    their cue-only baselines, zero-shot sets, and the ground truth (what each image really
+    shows: only the world and measurements of the pipeline read it), with image URLs under
+    ``base_url``."""
 
     def build(work: Path) -> StageOutput:
         parts = generate_metadata(work / "metadata", world, base_url)
-        write_countbench(work / "countbench.json", world, base_url)
+        write_countbench(work / "countbench.json", world, base_url, "dev")
+        write_countbench(work / "countbench-confirmatory.json", world, base_url, "confirmatory")
+        cues = json.loads(write_cue_report(work / "cues.json", world).read_text())
+        for split in ("dev", "confirmatory"):
+            atomic_write_json(work / f"cues-{split}.json", cues[split])
+        write_ground_truth(work / "ground_truth.parquet", world)
         datasets = write_zero_shot_sets(
             work / "zero-shot", world.zero_shot_per_class, world.zero_shot_image_size
         )
@@ -133,6 +144,10 @@ def run_world_stage(world: WorldConfig, data_root: str, base_url: str) -> dict:
             outputs={
                 "metadata": work / "metadata",
                 "countbench": work / "countbench.json",
+                "countbench_confirmatory": work / "countbench-confirmatory.json",
+                "cues_dev": work / "cues-dev.json",
+                "cues_confirmatory": work / "cues-confirmatory.json",
+                "ground_truth": work / "ground_truth.parquet",
                 "zero_shot": work / "zero-shot",
             },
             stats={

@@ -1,0 +1,203 @@
+"""The counting experiment, shared by the benchmark (``bench_counting.py``) and the tuning
+script (``tune_counting.py``): build the data once, pretrain one baseline per seed, fine-tune
+every arm from it, and evaluate.
+
+An *arm* is a named set of config overrides (``benchmarks/arms.yaml``) deep-merged over the
+experiment's config: ``countclip`` is the config's own recipe, ``control`` the L_CLIP-only
+control, and so on. Everything runs through the pipeline's library stages, so every step is
+cached under the data root with the same fingerprints as the flows (an interrupted run resumes).
+
+Seeds vary both the baseline's pretraining and the fine-tuning: seed s pretrains baseline s and
+fine-tunes every arm from it with seed s, so the spread over seeds covers both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from countclip.config import PipelineConfig
+from countclip.fingerprints import fingerprint
+from countclip.yamlconfig import deep_merge
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS_FILE = Path(__file__).resolve().with_name("arms.yaml")
+COUNTBENCHES = ("dev", "confirmatory")
+
+
+def load_arms(path: Path = ARMS_FILE) -> dict[str, dict]:
+    """``{arm: overrides}`` from the arms file (a plain mapping of partial configs)."""
+    arms = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(arms, dict) or not all(isinstance(v, dict) for v in arms.values()):
+        raise SystemExit(f"{path}: expected a mapping of arm name -> config overrides")
+    return arms
+
+
+def check_arms(names: Iterable[str], arms: Mapping[str, dict]) -> list[str]:
+    """``names`` if every one is an arm, else exit naming the unknown ones."""
+    names = list(names)
+    unknown = sorted(set(names) - set(arms))
+    if unknown:
+        raise SystemExit(f"--arms: unknown {unknown}; the arms file defines {sorted(arms)}")
+    return names
+
+
+def arm_config(cfg: PipelineConfig, overrides: Mapping[str, Any], seed: int) -> PipelineConfig:
+    """The experiment config with one arm's overrides, for seed ``seed`` (pretraining and
+    fine-tuning)."""
+    data = deep_merge(cfg.model_dump(mode="json"), dict(overrides))
+    arm = PipelineConfig.model_validate(data)
+    arm.pretrain.seed = seed
+    arm.train.seed = seed
+    return arm
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def git_state() -> dict[str, Any]:
+    """The commit and whether the working tree has uncommitted changes (tracked files)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": True}
+    return {"commit": commit, "dirty": dirty}
+
+
+def config_hash(cfg: PipelineConfig, arms: Mapping[str, dict]) -> str:
+    """What the recipe is: the semantic config and the arms, as one digest."""
+    return fingerprint("experiment", cfg, dict(arms), length=16)
+
+
+def file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def build_data(cfg: PipelineConfig, verify_configs: Iterable[Any]) -> dict[str, Any]:
+    """World -> metadata -> captions -> downloads -> verification(s) -> CountBenches.
+
+    Returns the world manifest, the common download, one verified counting set per distinct
+    verify config (keyed by its JSON), and the CountBench stage per split.
+    """
+    from countclip.data.captions.stage import run_caption_stage
+    from countclip.data.download.stage import run_download_stage
+    from countclip.data.metadata import run_metadata_stage
+    from countclip.data.verify.stage import run_verify_stage
+    from countclip.evaluation.countbench import run_countbench_stage
+    from countclip.synthetic.stage import run_world_stage, serve_world, world_source
+
+    root = cfg.data_root
+    with serve_world(cfg.world) as base_url:
+        world = run_world_stage(cfg.world, root, base_url)
+        metadata_cfg = cfg.metadata.model_copy(update={"source": world_source(world)})
+        metadata = run_metadata_stage(metadata_cfg, root)
+        captions = run_caption_stage(metadata, cfg.captions, root)
+        counting = run_download_stage(captions, "counting", cfg.download, root)
+        common = run_download_stage(captions, "common", cfg.download, root)
+        benches = {}
+        for split in COUNTBENCHES:
+            path = world["outputs"].get(countbench_output(split))
+            if path:
+                bench_cfg = cfg.evaluate.model_copy(update={"countbench": path})
+                benches[split] = run_countbench_stage(bench_cfg, cfg.download, root)
+    verified = {}
+    for verify in verify_configs:
+        key = json.dumps(verify.model_dump(mode="json"), sort_keys=True)
+        if key not in verified:
+            verified[key] = run_verify_stage(counting, verify, root)
+    return {
+        "world": world,
+        "counting": counting,
+        "common": common,
+        "verified": verified,
+        "countbench": benches,
+    }
+
+
+def countbench_output(split: str) -> str:
+    """The world manifest's output naming the CountBench of ``split``."""
+    return "countbench" if split == "dev" else f"countbench_{split}"
+
+
+def verified_for(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
+    return data["verified"][json.dumps(cfg.verify.model_dump(mode="json"), sort_keys=True)]
+
+
+def baseline(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
+    """The baseline pretrained with ``cfg.pretrain`` (its seed is the run's seed)."""
+    from countclip.synthetic.pretrain import run_pretrain_stage
+
+    return run_pretrain_stage(data["world"], cfg.pretrain, cfg.data_root)
+
+
+# --------------------------------------------------------------------------- one arm
+
+
+def fine_tune(
+    data: Mapping[str, Any], cfg: PipelineConfig, baseline_checkpoint: str
+) -> dict[str, Any]:
+    """λ for the arm's scheme, then the fine-tune from the baseline: the train manifest."""
+    from countclip.data.lambdas import run_lambda_stage
+    from countclip.training.stage import run_training
+
+    counting = verified_for(data, cfg)
+    train = cfg.train.model_copy(deep=True)
+    train.model.pretrained = baseline_checkpoint
+    train.threads = 1
+    lambdas = None
+    if train.count_loss != "none":
+        lambdas = run_lambda_stage(counting, cfg.lambdas, cfg.data_root)
+    return run_training(counting, data["common"], lambdas, train, cfg.data_root)
+
+
+def evaluate(
+    cfg: PipelineConfig, bench: Mapping[str, Any], label: str, checkpoint: str, split: str
+) -> dict[str, Any]:
+    """CountBench (``bench``) and the zero-shot check (``split`` of the world's sets)."""
+    from countclip.evaluation.stage import run_evaluation_stage
+
+    ref = {"name": cfg.train.model.name, "checkpoint": checkpoint, "label": label}
+    eval_cfg = cfg.evaluate.model_copy(update={"zero_shot_split": split})
+    return run_evaluation_stage(ref, bench, eval_cfg, cfg.data_root)
+
+
+def zero_shot_datasets(data: Mapping[str, Any]) -> dict[str, str]:
+    from countclip.synthetic.stage import zero_shot_datasets as of_world
+
+    return of_world(data["world"])
+
+
+def parallel(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterable[Any]:
+    """``fn`` over ``jobs`` in ``workers`` spawned processes (1 torch thread each), in order of
+    completion is not needed: results come back in job order."""
+    if workers <= 1:
+        yield from map(fn, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        yield from pool.map(fn, jobs)
+
+
+def one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
