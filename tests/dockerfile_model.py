@@ -21,7 +21,6 @@ from pathlib import Path
 from dockerfile_parse import DockerfileParser
 
 SEPARATORS = {"&&", "||", ";", "|", "(", ")", "&"}
-REDIRECTS = {">", ">>", "<", "2>", "&>"}
 SHELLS = {"sh", "/bin/sh", "bash", "/bin/bash"}
 
 
@@ -40,7 +39,7 @@ class Command:
 
     words: tuple[str, ...]
     cwd: str
-    instruction: Instruction
+    instruction: Instruction | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,9 @@ def exec_or_shell(value: str) -> list[str] | str:
     return parsed if isinstance(parsed, list) else value
 
 
-def split_shell(script: str, cwd: str, instruction: Instruction) -> list[Command]:
+def split_shell(
+    script: str, cwd: str = "/", instruction: Instruction | None = None
+) -> list[Command]:
     """Simple commands of a shell script; ``exec`` and ``VAR=value`` prefixes dropped,
     redirections removed, ``cd`` applied to the commands after it."""
     lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
@@ -98,7 +99,9 @@ def split_shell(script: str, cwd: str, instruction: Instruction) -> list[Command
         if skip_next:
             skip_next = False
             continue
-        if token in REDIRECTS:
+        if set(token) <= set("<>&") and ("<" in token or ">" in token):  # >, >>, 2>&1, <
+            if words and words[-1].isdigit():
+                words.pop()  # the file descriptor of 2>&1
             skip_next = True
             continue
         if token not in SEPARATORS:

@@ -1,17 +1,19 @@
 """docker-compose.yml: valid against the Compose spec, and every command exists in its image.
 
-No Docker engine runs here (STACK.md), so the file is checked statically: the Compose JSON
-schema (../shared/schemas/compose-spec.json, next to the repository), the variables it needs are
-in .env.example, and every ``prefect ...`` command of a service built from docker/Dockerfile
-(this project + its venv) is accepted by the installed Prefect CLI with the options used.
+No Docker engine runs here, so the file is checked statically: against the Compose JSON schema
+(vendored in tests/schemas/, Apache-2.0, see its README), the variables it needs are in
+.env.example, its services run in the image's working directory with nothing mounted over it,
+every ``python -m`` module of a service built from docker/Dockerfile imports, and every
+``prefect ...`` command is accepted by the installed Prefect CLI with the options used.
+tests/test_integration_postgres.py runs the server, worker and deploy commands for real.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,18 +22,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from dockerfile_model import parse, split_shell
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
+SCHEMA = REPO / "tests" / "schemas" / "compose-spec.json"
 PREFECT = Path(sys.executable).with_name("prefect")
-
-
-def _schema_path() -> Path:
-    for base in (REPO.parent, REPO):
-        candidate = base / "shared" / "schemas" / "compose-spec.json"
-        if candidate.exists():
-            return candidate
-    pytest.fail("compose-spec.json not found in ../shared/schemas (next to the repository)")
+IMAGE = "countclip:latest"
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +37,16 @@ def compose() -> dict:
 
 
 def test_compose_validates_against_spec(compose: dict) -> None:
-    schema = json.loads(_schema_path().read_text())
+    schema = json.loads(SCHEMA.read_text())
     jsonschema.validate(compose, schema)
+
+
+def test_the_schema_rejects_a_broken_file(compose: dict) -> None:
+    """The vendored schema is the real one, not an empty object that accepts anything."""
+    schema = json.loads(SCHEMA.read_text())
+    broken = {**compose, "services": {"server": {"image": IMAGE, "restart": ["never"]}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
 
 
 def test_services_and_requirements(compose: dict) -> None:
@@ -68,7 +73,7 @@ def test_services_and_requirements(compose: dict) -> None:
 
 def test_env_example_defines_every_variable(compose: dict) -> None:
     text = COMPOSE.read_text()
-    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
     example = REPO / ".env.example"
     defined = {
         line.split("=", 1)[0].strip()
@@ -79,24 +84,42 @@ def test_env_example_defines_every_variable(compose: dict) -> None:
     assert not (REPO / ".env").exists() or ".env" in (REPO / ".gitignore").read_text()
 
 
-def _prefect_commands(compose: dict) -> list[list[str]]:
-    """Every ``prefect ...`` invocation in a service of the project image."""
+def _image_services(compose: dict) -> dict[str, dict]:
+    return {n: s for n, s in compose["services"].items() if s.get("image") == IMAGE}
+
+
+def test_services_run_in_the_image_workdir_with_no_code_mounted(compose: dict) -> None:
+    """The deployments record /opt/countclip; the flows there import the installed wheel, and a
+    mounted checkout would put a countclip/ source folder in front of it (tests/test_docker.py)."""
+    workdir = parse((REPO / "docker" / "Dockerfile").read_text())[-1].workdir
+    for name, service in _image_services(compose).items():
+        assert service.get("working_dir", workdir) == workdir, name
+        for volume in service.get("volumes", []):
+            source, _, target = volume.partition(":")
+            assert not source.startswith((".", "/")), f"{name}: bind mount {volume}"
+            assert target.rstrip("/") != workdir, f"{name}: {volume} hides the image's files"
+
+
+def _commands(compose: dict) -> list[list[str]]:
+    """Every simple command a service of the project image runs (``sh -c`` opened up)."""
     found: list[list[str]] = []
-    for service in compose["services"].values():
-        if service.get("image") != "countclip:latest":
-            continue
-        command = service.get("command")
-        if command is None:
-            continue
-        if isinstance(command, list) and command[0] == "prefect":
-            found.append(command)
-            continue
-        text = " ".join(command) if isinstance(command, list) else command
-        for segment in re.split(r"&&|\|\||;|\(|\)", text):
-            words = shlex.split(segment.split(">")[0])
-            if words and words[0] == "prefect":
-                found.append(words)
+    for service in _image_services(compose).values():
+        entrypoint, command = service.get("entrypoint") or [], service.get("command") or []
+        if isinstance(command, str):
+            command = [command]
+        words = [*entrypoint, *command]
+        if len(words) >= 3 and words[0] in {"sh", "/bin/sh"} and words[1] == "-c":
+            found += [list(c.words) for c in split_shell(" ".join(words[2:]))]
+        elif words:
+            found.append(words)
     return found
+
+
+def test_every_python_module_imports(compose: dict) -> None:
+    modules = [c[2] for c in _commands(compose) if c[0] == "python" and c[1] == "-m"]
+    assert "countclip_flows.server_preflight" in modules
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, module
 
 
 def _check(words: list[str]) -> tuple[list[str], int, str]:
@@ -114,9 +137,10 @@ def _check(words: list[str]) -> tuple[list[str], int, str]:
 
 
 def test_every_prefect_command_exists(compose: dict) -> None:
-    commands = _prefect_commands(compose)
+    commands = [c for c in _commands(compose) if c[0] == "prefect"]
     assert any(c[1:3] == ["server", "start"] for c in commands)
     assert any(c[1:3] == ["worker", "start"] for c in commands)
+    assert any("deploy" in c for c in commands)
     # "prefect --no-prompt deploy --all": check the global option on its own
     global_options = {w for c in commands if len(c) > 1 and c[1].startswith("-") for w in [c[1]]}
     normalised = [[c[0], *(w for w in c[1:] if w not in global_options)] for c in commands]
