@@ -49,4 +49,4 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf data results .pytest_cache
+	rm -rf data .pytest_cache

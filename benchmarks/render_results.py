@@ -54,21 +54,17 @@ def _correct(row: Mapping[str, Any]) -> dict[int, bool]:
     }
 
 
-def paired(arm: Sequence[dict], control: Sequence[dict]) -> tuple[list, list, list, list]:
-    """Correctness of arm and control on the same images, seed by seed (seeds both have)."""
+def paired(arm: Sequence[dict], control: Sequence[dict]) -> tuple[list, list, list]:
+    """Correctness of arm and control, ``(seeds, images)`` on the images every run of both
+    scored (seed s of the arm paired with seed s of the control), and McNemar's p per seed."""
     by_seed = {r["seed"]: r for r in control}
-    a, b, groups, pvalues = [], [], [], []
-    for row in arm:
-        other = by_seed.get(row["seed"])
-        if other is None:
-            continue
-        mine, theirs = _correct(row), _correct(other)
-        ids = sorted(set(mine) & set(theirs))
-        a += [mine[i] for i in ids]
-        b += [theirs[i] for i in ids]
-        groups += [row["seed"]] * len(ids)
-        pvalues.append(mcnemar([mine[i] for i in ids], [theirs[i] for i in ids])["p_value"])
-    return a, b, groups, pvalues
+    pairs = [(_correct(r), _correct(by_seed[r["seed"]])) for r in arm if r["seed"] in by_seed]
+    if not pairs:
+        return [], [], []
+    ids = sorted(set.intersection(*(set(m) & set(c) for m, c in pairs)))
+    a = [[mine[i] for i in ids] for mine, _ in pairs]
+    b = [[theirs[i] for i in ids] for _, theirs in pairs]
+    return a, b, [mcnemar(x, y)["p_value"] for x, y in zip(a, b, strict=True)]
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
@@ -121,9 +117,9 @@ def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, li
         per_seed = rows[arm]
         delta = pvals = ""
         if control is not None and arm != CONTROL:
-            a, b, groups, pvalues = paired(per_seed, control)
+            a, b, pvalues = paired(per_seed, control)
             if a:
-                ci = paired_bootstrap_ci(a, b, groups=groups, seed=0)
+                ci = paired_bootstrap_ci(a, b, seed=0)
                 delta = f"{100 * ci['diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
                 pvals = ", ".join(_p(p) for p in pvalues)
         per_count = _per_count_mean(per_seed)
