@@ -193,14 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"countclip: {exc}", file=sys.stderr)
             return 2
         except BaseException:  # Interrupted, Prefect's TerminationSignal, DownloadStopped
-            if stop.exit_code is None:
+            if stop.signum is None:
                 raise
             print(
-                f"countclip: stopped by {signal.Signals(stop.signum or signal.SIGTERM).name}; finished stages and shards are kept: rerun the "
-                "same command to resume",
+                f"countclip: stopped by {signal.Signals(stop.signum).name}; finished stages "
+                "and shards are kept: rerun the same command to resume",
                 file=sys.stderr,
             )
-            return stop.exit_code
+            return 128 + stop.signum
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -19,9 +19,10 @@ Three things stood in the way; :func:`stop_on_signals` answers each:
    atomically or resumes (the pipeline survives ``kill -9``), and the children die with the
    process (``PR_SET_PDEATHSIG``: the img2dataset groups, Prefect's API server).
 
-Deployment runs (a Prefect worker cancels a flow run with SIGTERM) get the same behaviour
-if the flow calls :func:`stop_on_signals` in its main thread; the CLI does it for every
-command.
+The CLI does all this for every command. A deployment run (a Prefect worker cancels a flow
+run with SIGTERM) gets the stop of its downloads and the bounded shutdown if the flow body
+runs under ``stop_on_signals(own_handlers=False)``: inside a flow, Prefect's handler must stay
+(it turns a cancellation into a Cancelled state), and the wakeup pipe hears the signal anyway.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ def _exit_now(signum: int, grace: float) -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals(grace: float = GRACE_SECONDS) -> Iterator[StopState]:
+def stop_on_signals(grace: float = GRACE_SECONDS, own_handlers: bool = True) -> Iterator[StopState]:
     """For the block (main thread only): SIGTERM/SIGINT stop every download at once, raise
-    :class:`Interrupted` in the main thread, and end the process after ``grace`` seconds at
-    the latest. Yields the :class:`StopState` (which signal came, if any)."""
+    :class:`Interrupted` in the main thread (with ``own_handlers``; else the handlers already
+    installed, such as Prefect's, do what they do), and end the process after ``grace``
+    seconds at the latest. Yields the :class:`StopState` (which signal came, if any)."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("stop_on_signals() must run in the main thread (signal handlers)")
     state = StopState(grace)
@@ -108,7 +110,7 @@ def stop_on_signals(grace: float = GRACE_SECONDS) -> Iterator[StopState]:
 
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS} if own_handlers else {}
     previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     done = threading.Event()
     watcher = threading.Thread(
@@ -122,7 +124,8 @@ def stop_on_signals(grace: float = GRACE_SECONDS) -> Iterator[StopState]:
         for sig, old in previous.items():
             signal.signal(sig, old)
         done.set()
-        os.write(write_fd, b"\0")  # wake the watcher: it sees ``done`` and returns
+        with contextlib.suppress(OSError):  # a full pipe already wakes it
+            os.write(write_fd, b"\0")  # wake the watcher: it sees ``done`` and returns
         watcher.join(timeout=5)
         os.close(write_fd)
         os.close(read_fd)

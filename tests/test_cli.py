@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from countclip.yamlconfig import ConfigError, load_config
@@ -59,18 +62,27 @@ def test_library_layer_does_not_import_prefect() -> None:
 
 @pytest.mark.slow
 def test_build_runs_locally(tmp_path) -> None:
-    """`countclip build` runs the flow in-process on Prefect's temporary server."""
+    """`countclip build` runs the flow in-process on a temporary Prefect server, and leaves no
+    process behind (the server is stopped, no img2dataset child outlives its pass)."""
     exe = Path(sys.executable).with_name("countclip")
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [str(exe), "build", "--config", str(REPO / "configs" / "synthetic-small.yaml"),
          "--data-root", str(tmp_path / "data"), "--set", "world.rows=200",
          "--set", "download.retry_failed_passes=0", "--json"],
-        capture_output=True, text=True, timeout=400,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout[proc.stdout.index("{") :])
-    assert set(result) == {"metadata", "captions", "counting", "common", "lambdas"}
+    stdout, stderr = proc.communicate(timeout=400)
+    assert proc.returncode == 0, stderr[-3000:]
+    result = json.loads(stdout[stdout.index("{") :])
+    assert {"metadata", "captions", "counting", "common", "lambdas"} <= set(result)
     assert (tmp_path / "data" / ".prefect-results").is_dir()
+    assert "Error logging to API" not in stderr  # logs were sent before the server stopped
+    left = []
+    for other in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+            if os.getsid(other.pid) == proc.pid and other.status() != psutil.STATUS_ZOMBIE:
+                left.append(" ".join(other.cmdline())[:100])
+    assert left == []
 
 
 def test_config_extends_merges_over_its_base(tmp_path: Path) -> None:
