@@ -141,7 +141,6 @@ class MetadataConfig(StrictModel):
     threads: int = speed(2, "DuckDB threads", ge=1)
     memory_limit: str = speed("2GB", "DuckDB memory limit")
     timeout: float = speed(60.0, "seconds a remote read waits for the server", gt=0)
-    remote_block_size: int = speed(5 * 2**20, "bytes per HTTP range request", ge=4096)
 
     @field_validator("exclude", mode="before")
     @classmethod

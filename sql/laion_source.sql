@@ -25,33 +25,36 @@ GROUP BY hash, key;
 CREATE OR REPLACE TEMP MACRO laion_col(r, name, fallback) AS
     struct_extract(r, coalesce(getvariable('laion_columns')[name], fallback));
 
+-- The source's rows under LAION names and types, in scan order (no join: DuckDB keeps the
+-- order of a plain scan). A remote source is copied to a local file once through this macro
+-- (sql/stage_source.sql), so the stage's three scans do not each cross the network.
+CREATE OR REPLACE TEMP MACRO laion_mapped(src) AS TABLE
+SELECT
+    CASE WHEN getvariable('laion_columns').SAMPLE_ID IS NULL
+         THEN CAST(('0x' || md5(concat_ws(chr(31),
+                   laion_col(r, 'URL', NULL), laion_col(r, 'TEXT', NULL)))[1:15]) AS BIGINT)
+         ELSE CAST(laion_col(r, 'SAMPLE_ID', NULL) AS BIGINT) END AS SAMPLE_ID,
+    CAST(laion_col(r, 'URL', NULL) AS VARCHAR) AS URL,
+    CAST(laion_col(r, 'TEXT', NULL) AS VARCHAR) AS TEXT,
+    CAST(laion_col(r, 'HEIGHT', NULL) AS INTEGER) AS HEIGHT,
+    CAST(laion_col(r, 'WIDTH', NULL) AS INTEGER) AS WIDTH,
+    CASE WHEN getvariable('laion_columns').LICENSE IS NULL THEN NULL
+         ELSE CAST(laion_col(r, 'LICENSE', getvariable('laion_columns').URL) AS VARCHAR)
+    END AS LICENSE,
+    CASE WHEN getvariable('laion_columns').NSFW IS NULL THEN NULL
+         ELSE CAST(laion_col(r, 'NSFW', getvariable('laion_columns').URL) AS VARCHAR)
+    END AS NSFW,
+    CAST(laion_col(r, 'similarity', NULL) AS DOUBLE) AS similarity,
+    r.laion_file AS laion_file,
+    r.file_row_number AS laion_row
+FROM read_parquet(src, filename = 'laion_file', file_row_number = true) AS r;
+
 CREATE OR REPLACE TEMP MACRO laion_rows(src) AS TABLE
-WITH mapped AS (
-    SELECT
-        CASE WHEN getvariable('laion_columns').SAMPLE_ID IS NULL
-             THEN CAST(('0x' || md5(concat_ws(chr(31),
-                       laion_col(r, 'URL', NULL), laion_col(r, 'TEXT', NULL)))[1:15]) AS BIGINT)
-             ELSE CAST(laion_col(r, 'SAMPLE_ID', NULL) AS BIGINT) END AS SAMPLE_ID,
-        CAST(laion_col(r, 'URL', NULL) AS VARCHAR) AS URL,
-        CAST(laion_col(r, 'TEXT', NULL) AS VARCHAR) AS TEXT,
-        CAST(laion_col(r, 'HEIGHT', NULL) AS INTEGER) AS HEIGHT,
-        CAST(laion_col(r, 'WIDTH', NULL) AS INTEGER) AS WIDTH,
-        CASE WHEN getvariable('laion_columns').LICENSE IS NULL THEN NULL
-             ELSE CAST(laion_col(r, 'LICENSE', getvariable('laion_columns').URL) AS VARCHAR)
-        END AS LICENSE,
-        CASE WHEN getvariable('laion_columns').NSFW IS NULL THEN NULL
-             ELSE CAST(laion_col(r, 'NSFW', getvariable('laion_columns').URL) AS VARCHAR)
-        END AS NSFW,
-        CAST(laion_col(r, 'similarity', NULL) AS DOUBLE) AS similarity,
-        r.laion_file AS laion_file,
-        r.file_row_number AS laion_row
-    FROM read_parquet(src, filename = 'laion_file', file_row_number = true) AS r
-)
 SELECT
     m.*,
     list_distinct(flatten([coalesce(u.lists, []), coalesce(h5.lists, []),
                            coalesce(h256.lists, [])])) AS excluded_lists
-FROM mapped AS m
+FROM laion_mapped(src) AS m
 LEFT JOIN laion_exclude_keys AS u
        ON u.hash = 'none'
       AND u.key = CASE WHEN list_contains(getvariable('laion_hashes'), 'none') THEN m.URL END

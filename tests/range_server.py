@@ -2,13 +2,14 @@
 tests: Python's ``http.server`` answers no Range requests, and a remote parquet reader that
 cannot range-read would have to download every byte.
 
-Every request is logged (method, path, Range header, bytes sent), so a test can check that
+Every request is logged (method, path, Range header, status, bytes sent), so a test can check that
 ranges were used and how much of a file was fetched. Per-path rules make a file slow, fail its
 first N requests with a status (500: transient) or vanish (404).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 import threading
@@ -116,11 +117,10 @@ class RangeServer:
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("Last-Modified", email.utils.formatdate(path.stat().st_mtime, usegmt=True))
         h.end_headers()
-        sent = 0
+        # logged before the body goes out: the client may act on the bytes before this thread
+        # runs again, and a test reading the log then must already see them (bytes "sent" are
+        # those the server wrote or tried to write)
+        self._record(Hit(h.command, h.path, rng, 206 if rng else 200, len(chunk) if body else 0))
         if body:
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 h.wfile.write(chunk)
-                sent = len(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-        self._record(Hit(h.command, h.path, rng, 206 if rng else 200, sent))

@@ -34,7 +34,9 @@ def parts(tmp_path_factory):
     whole, so smaller parts would not show what a range reader skips)."""
     out = tmp_path_factory.mktemp("parts")
     world = WorldConfig(rows=240_000, parts=2, seed=5, counting_fraction=0.05)
-    generate_metadata(out, world, "http://127.0.0.1:9/")
+    for path in generate_metadata(out, world, "http://127.0.0.1:9/"):
+        # many row groups, so DuckDB's threads read one file at several offsets at once
+        pq.write_table(pq.read_table(path), path, row_group_size=15_000)
     return out
 
 
@@ -45,7 +47,7 @@ def server(parts):
 
 
 def _cfg(source, **kw) -> MetadataConfig:
-    return MetadataConfig(source=source, common_ratio=1.0, **kw)
+    return MetadataConfig(source=source, common_ratio=1.0, **{"threads": 4, **kw})
 
 
 def _candidates(manifest) -> list[int]:
@@ -74,8 +76,8 @@ def test_remote_stage_equals_local_and_reads_by_ranges(server, parts, tmp_path):
 
 def test_only_needed_bytes_are_fetched(server, parts):
     """The schema check reads the footer alone; a query on one column fetches well under half
-    of the part (small blocks, so the block size does not hide the projection)."""
-    cfg = _cfg(f"{server.url}/part-00000.parquet", remote_block_size=64 * 1024)
+    of the part."""
+    cfg = _cfg(f"{server.url}/part-00000.parquet")
     size = os.path.getsize(parts / "part-00000.parquet")
     remote = remote_files(cfg)
     files = source_files(cfg, remote)
@@ -178,3 +180,33 @@ def test_the_task_retries_a_500_and_not_a_404(prefect_harness, server, tmp_path)
     with pytest.raises(MetadataSourceNotFound, match=r"part-00009\.parquet"):
         state.result()
     assert len(server.hits("part-00009.parquet")) == 1
+
+
+def test_one_handle_read_by_many_threads(server, parts):
+    """DuckDB's threads share one file handle and seek, then read, in two calls: each thread
+    must get the bytes at its own offset (a race here corrupted parquet pages)."""
+    import random
+    import threading
+
+    from countclip.data.remote import RemoteFiles
+
+    data = (parts / "part-00000.parquet").read_bytes()
+    fs = RemoteFiles({"http"}, timeout=30).fs("http://x")
+    handle = fs.open(f"{server.url}/part-00000.parquet", "rb")
+    bad: list[int] = []
+
+    def reader(seed: int) -> None:
+        rnd = random.Random(seed)
+        for _ in range(150):
+            offset, n = rnd.randrange(len(data) - 5000), rnd.randrange(1, 5000)
+            handle.seek(offset)
+            if handle.read(n) != data[offset : offset + n]:
+                bad.append(offset)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    handle.close()
+    assert not bad

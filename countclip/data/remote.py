@@ -28,6 +28,7 @@ import datetime as dt
 import email.utils
 import glob as globlib
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,7 +51,6 @@ REMOTE_PREFIXES = (
     "abfss://",
 )
 HTTP_PROTOCOLS = ("http", "https")
-DEFAULT_BLOCK_SIZE = 5 * 2**20
 _EPOCH = dt.datetime.fromtimestamp(0, dt.UTC)
 
 
@@ -98,16 +98,18 @@ class HTTPFileSystemForDuckDB(HTTPFileSystem):
     """fsspec's HTTP filesystem with what DuckDB needs of a registered filesystem.
 
     One instance per DuckDB connection (``skip_instance_cache``), so its cache of file sizes
-    lives as long as the query plan that relies on them.
+    lives as long as the query plan that relies on them. Reads fetch exactly the ranges DuckDB
+    asks for (``cache_type="none"``): DuckDB asks for whole column chunks and caches what it
+    read itself, so fsspec's read-ahead blocks would only fetch bytes no query needs.
     """
 
     protocol = HTTP_PROTOCOLS
 
-    def __init__(self, timeout: float = 60.0, block_size: int = DEFAULT_BLOCK_SIZE, **kwargs):
+    def __init__(self, timeout: float = 60.0, **kwargs: Any) -> None:
         client_kwargs = {
             "timeout": aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         }
-        super().__init__(block_size=block_size, client_kwargs=client_kwargs, **kwargs)
+        super().__init__(cache_type="none", client_kwargs=client_kwargs, **kwargs)
         self.timeout = timeout
         self._infos: dict[str, dict] = {}
         self.failures: list[BaseException] = []
@@ -170,18 +172,72 @@ class HTTPFileSystemForDuckDB(HTTPFileSystem):
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, **kwargs: Any):
         if mode != "rb":
             raise NotImplementedError(f"{path}: read-only")
-        return _RecordingHTTPFile(
-            self,
-            path,
-            session=sync(self.loop, self.set_session),
-            block_size=block_size or self.block_size,
-            mode=mode,
-            size=self.info(path)["size"],
-            cache_type=kwargs.get("cache_type") or self.cache_type,
-            cache_options=kwargs.get("cache_options") or self.cache_options,
-            loop=self.loop,
-            **self.kwargs,
+        return SharedReader(
+            _RecordingHTTPFile(
+                self,
+                path,
+                session=sync(self.loop, self.set_session),
+                block_size=block_size or self.block_size,
+                mode=mode,
+                size=self.info(path)["size"],
+                cache_type=kwargs.get("cache_type") or self.cache_type,
+                cache_options=kwargs.get("cache_options") or self.cache_options,
+                loop=self.loop,
+                **self.kwargs,
+            )
         )
+
+
+class SharedReader:
+    """A read-only file that DuckDB's threads can share.
+
+    DuckDB's Python filesystem reads at an offset in two calls, ``seek`` then ``read``, each
+    holding the GIL on its own; threads sharing one handle (one parquet file, several row
+    groups) would read at each other's offsets and hand the parquet reader garbage. Here each
+    thread keeps its own position, and the seek-and-read on the inner file runs under a lock.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def tell(self) -> int:
+        return getattr(self._local, "pos", 0)
+
+    def seek(self, loc: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.tell(), 2: self._inner.size}[whence]
+        self._local.pos = base + loc
+        return self._local.pos
+
+    def read(self, length: int = -1) -> bytes:
+        with self._lock:
+            self._inner.seek(self.tell())
+            data = self._inner.read(length)
+        self._local.pos = self.tell() + len(data)
+        return data
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> SharedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _shared_reads(cls: type) -> type:
+    """``cls`` (an fsspec filesystem) whose opened files are shared readers."""
+
+    def _open(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cache_type", "none")  # as for HTTP: DuckDB asks for what it needs
+        return SharedReader(cls._open(self, *args, **kwargs))
+
+    return type(f"DuckDB{cls.__name__}", (cls,), {"_open": _open})
 
 
 class _RecordingHTTPFile(HTTPFile):
@@ -241,13 +297,13 @@ def classify(url: str, exc: BaseException, timeout: float | None = None) -> Base
 class RemoteFiles:
     """The fsspec filesystems of one DuckDB connection, one per protocol the source uses."""
 
-    def __init__(self, protocols: Iterable[str], timeout: float, block_size: int) -> None:
+    def __init__(self, protocols: Iterable[str], timeout: float) -> None:
         self.timeout = timeout
         self.filesystems: dict[str, fsspec.AbstractFileSystem] = {}
         for protocol in sorted(set(protocols)):
             if protocol in HTTP_PROTOCOLS:
                 fs = self.filesystems.get("http") or HTTPFileSystemForDuckDB(
-                    timeout=timeout, block_size=block_size, skip_instance_cache=True
+                    timeout=timeout, skip_instance_cache=True
                 )
             else:
                 fs = _other_filesystem(protocol)
@@ -293,7 +349,7 @@ def _other_filesystem(protocol: str) -> fsspec.AbstractFileSystem:
     except (ImportError, ValueError) as exc:
         hint = " (pip install 'countclip[hf]')" if protocol == "hf" else ""
         raise ValueError(f"{protocol}:// needs an fsspec filesystem{hint}: {exc}") from exc
-    return cls(skip_instance_cache=True)
+    return _shared_reads(cls)(skip_instance_cache=True)
 
 
 def expand(source: str | Sequence[str], remote: RemoteFiles | None) -> list[str]:
