@@ -27,8 +27,8 @@ import spacy
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
-from countclip.data.captions.rules import has_other_count, reject_reason
 from countclip.config import CaptionConfig
+from countclip.data.captions.rules import has_other_count, phrase_head, reject_reason
 from countclip.data.captions.words import (
     DIGIT_COUNTS,
     NUMBER_WORDS,
@@ -179,9 +179,10 @@ class CaptionParser:
         values = {counts[low[i]] for i in hits}
         if len(values) > 1 or has_other_count(toks, low, hits):
             return None, "multiple_counts"
-        # The same count twice is one count only when it repeats the same phrase (LAION often
-        # repeats a title in the description): "two cats and two dogs" is four animals.
-        heads = {low[i + 1] if i + 1 < len(low) else "" for i in hits}
+        # The same count twice is one count only when it counts the same things (LAION often
+        # repeats a title in the description: "Three little kittens - three kittens mug"):
+        # "two cats and two dogs" is four animals.
+        heads = {phrase_head(toks, low, i) for i in hits}
         if len(heads) > 1:
             return None, "multiple_counts"
         first = toks[hits[0]]

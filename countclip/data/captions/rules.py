@@ -1,14 +1,16 @@
 """The context rules of stage 2: why a number word two..ten in a caption is not a count.
 
-:class:`countclip.data.captions.parser.CaptionParser` finds the number words and checks that they agree;
-the rules here look at one number's neighbours ("two hours", "Ocean's Eight", "two-tone",
-"3-2") and name the first reason that applies, one of :data:`countclip.data.captions.words.REJECT_REASONS`.
+:class:`countclip.data.captions.parser.CaptionParser` finds the number words and checks that
+they agree; the rules here look at one number's neighbours ("two hours", "Ocean's Eight",
+"two-tone", "3-2") and name the first reason that applies, one of
+:data:`countclip.data.captions.words.REJECT_REASONS`.
 They read spaCy token attributes only, so they hold for the blank tokenizer and a trained
 pipeline alike (the parser adds the dependency check on top).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 from spacy.tokens import Token
@@ -22,12 +24,15 @@ from countclip.data.captions.words import (
     BIG_NAMES,
     CLOCK_MINUTES,
     CLOCK_NEXT,
+    COLOUR_MODIFIERS,
     COMPOUND_HEADS,
     COORDINATORS,
     CURRENCY_PREV,
     DIGIT_OK_PREV,
     DURATION_MODIFIERS,
+    HEADLINE_NEXT,
     HYPHENS,
+    INGREDIENTS,
     IRREGULAR_PLURALS,
     LABEL_PREV,
     LARGER_NEXT,
@@ -41,9 +46,13 @@ from countclip.data.captions.words import (
     MULTIPLIER_PREV,
     ORDINALS,
     OTHER_NUMBER_WORDS,
+    PART_HEADS,
+    PHRASE_BREAKS,
+    PICTURED_LIST_NOUNS,
     PORTION_UNITS,
     RANGE_LINKS,
     RATING_CONTEXT,
+    RECIPE_WORDS,
     SCORE_WORDS,
     TIME_UNITS,
     VERSUS,
@@ -51,7 +60,7 @@ from countclip.data.captions.words import (
     WORD_COUNTS,
 )
 
-__all__ = ["has_other_count", "reject_reason"]
+__all__ = ["has_other_count", "phrase_head", "reject_reason"]
 
 _SET_PREV = frozenset(
     [
@@ -67,6 +76,12 @@ _SET_PREV = frozenset(
         "pk",
         "pcs",
         "pair",
+        "family",
+        "team",
+        "crew",
+        "band",
+        "squad",
+        "trio",
     ]
 )
 _BEFORE_NOUN_END = frozenset({"for", "of"})
@@ -167,8 +182,12 @@ def reject_reason(
     # measures, prices, ratings: "two inches", "$5", "two cups of flour", "five stars rating"
     if nxt in MEASURE_UNITS or prev in CURRENCY_PREV:
         return "measure"
-    if nxt in PORTION_UNITS and after == "of":
-        return "measure"
+    if (
+        nxt in PORTION_UNITS
+        and after == "of"
+        and (after2 in INGREDIENTS or not RECIPE_WORDS.isdisjoint(low))
+    ):
+        return "measure"  # "two cups of flour"; "two cups of coffee" are two cups
     if nxt in ("by", "x") and j + 1 < n and toks[j + 1].like_num:
         return "measure"
     if nxt == "stars" and (after in RATING_CONTEXT or prev in ("rated", "rating")):
@@ -190,6 +209,8 @@ def reject_reason(
     for m in range(j, min(n, j + 3)):
         if low[m] in LISTICLE_NOUNS:
             return "listicle"
+        if low[m] in PICTURED_LIST_NOUNS and m + 1 < n and low[m + 1] in HEADLINE_NEXT:
+            return "listicle"  # "Five options to consider", not "the three colour options"
         if toks[m].is_punct:
             break
     # titles: a capitalised number inside a capitalised name in an otherwise lower-case
@@ -200,15 +221,53 @@ def reject_reason(
         nxt_tok = toks[j] if j < n else None
         if (nxt_tok is not None and nxt_tok.is_title) or prev == "the" or toks[k].is_title:
             return "title"
-    # compound modifiers: "two-tone", "three-piece suit", "five star hotel"
-    if glued_after and not _plural(nxt):
+    # compound modifiers: "two-tone", "five star hotel", "four cheese pizza"; but the parts of
+    # "a four pack of socks", "six drawer chest", "three-piece set" are pictured and counted
+    if glued_after and not _plural(nxt) and nxt not in PART_HEADS:
         return "compound"
-    if nxt in COMPOUND_HEADS:
+    if nxt in COMPOUND_HEADS and not (
+        (nxt in COLOUR_MODIFIERS and _plural(after))  # "eight colored pencils"
+        or (nxt in ("color", "colour") and after in PICTURED_LIST_NOUNS)  # "three colour options"
+    ):
         return "compound"
-    # a number with no noun: "dinner for two", "mother of three" (but "set of two" counts)
-    if prev in _BEFORE_NOUN_END and before not in _SET_PREV and (j >= n or toks[j].is_punct):
+    if _singular_phrase(toks, low, j):
+        return "compound"
+    # a number with no noun: "dinner for two (by candlelight)", "mother of three" (but "set of
+    # two", "a family of four" count)
+    if (
+        prev in _BEFORE_NOUN_END
+        and before not in _SET_PREV
+        and (j >= n or toks[j].is_punct or nxt in PHRASE_BREAKS)
+    ):
         return "ambiguous"
     return None
+
+
+def _phrase(toks: list[Token], low: list[str], start: int, size: int = 4) -> list[str]:
+    """Up to ``size`` words from ``start`` until punctuation, a digit or a phrase break."""
+    words = []
+    for m in range(start, min(len(low), start + size)):
+        if toks[m].is_punct or not toks[m].is_alpha or low[m] in PHRASE_BREAKS:
+            break
+        words.append(low[m])
+    return words
+
+
+def _singular_phrase(toks: list[Token], low: list[str], j: int) -> bool:
+    """ "four cheese pizza", "three bean chili", "five spice powder": the number modifies a noun
+    phrase of two or more words with no plural in it, so it counts nothing pictured (unless the
+    first word names countable parts, :data:`PART_HEADS`)."""
+    words = _phrase(toks, low, j)
+    return len(words) >= 2 and words[0] not in PART_HEADS and not any(map(_plural, words))
+
+
+def phrase_head(toks: list[Token], low: list[str], i: int) -> str:
+    """Roughly the noun the number at ``i`` counts: the first plural word of the phrase after
+    it ("three little kittens" -> "kittens"), else the next word."""
+    for word in _phrase(toks, low, i + 1):
+        if _plural(word):
+            return word
+    return low[i + 1] if i + 1 < len(low) else ""
 
 
 def has_other_count(toks: list[Token], low: list[str], hits: list[int]) -> bool:
@@ -216,6 +275,7 @@ def has_other_count(toks: list[Token], low: list[str], hits: list[int]) -> bool:
     "three chairs, twelve plates", "two cats 3 dogs"."""
     hitset = set(hits)
     n = len(low)
+    partition = _partition(low, hits)
     for m, w in enumerate(low):
         if m in hitset:
             continue
@@ -234,13 +294,28 @@ def has_other_count(toks: list[Token], low: list[str], hits: list[int]) -> bool:
                 and not (m and toks[m - 1].is_alpha and not toks[m - 1].is_lower)
             ):
                 return True
-        if w == "one" and m + 1 < n and low[m + 1] not in ("of", "another"):
+        if w == "one" and not partition and m + 1 < n and low[m + 1] not in ("of", "another"):
             # "one" is a count when coordinated with ours: "two dogs and one cat"
             for h in hits:
                 lo, hi = sorted((h, m))
                 if hi - lo <= 6 and any(low[x] in COORDINATORS for x in range(lo + 1, hi)):
                     return True
     return False
+
+
+def _partition(low: list[str], hits: list[int]) -> bool:
+    """ "two birds, one facing left and one facing right": a list after the count that splits the
+    counted things ("one ..., one ..." or "one ... the other") holds no other count; "two dogs
+    and one cat" does."""
+    ones = [
+        m
+        for m in range(hits[0] + 1, len(low))
+        if low[m] == "one" and (m + 1 == len(low) or low[m + 1] not in ("of", "another"))
+    ]
+    if not ones or low[ones[0] - 1] not in (",", "-", "–", ":", ";", "("):
+        return False
+    rest = low[ones[0] + 1 :]
+    return len(ones) >= 2 or ("the", "other") in itertools.pairwise(rest)
 
 
 def _value(word: str) -> int | None:
@@ -254,7 +329,11 @@ def _value(word: str) -> int | None:
 
 
 def _plural(word: str) -> bool:
-    return (word.endswith("s") and not word.endswith("ss")) or word in IRREGULAR_PLURALS
+    return (
+        (word.endswith("s") and not word.endswith("ss"))
+        or word.endswith("men")  # businessmen, firemen, snowmen
+        or word in IRREGULAR_PLURALS
+    )
 
 
 def _title_case(toks: list[Token]) -> bool:

@@ -7,13 +7,13 @@ synthetic templates.
 
 from __future__ import annotations
 
+from countclip.counts import DIGIT_COUNTS, NUMBER_WORDS, WORD_COUNTS  # noqa: F401 (re-exported)
+
 
 def _words(text: str) -> frozenset[str]:
     """A word set written as one space-separated string (easier to read and extend)."""
     return frozenset(text.split())
 
-
-from countclip.counts import DIGIT_COUNTS, NUMBER_WORDS, WORD_COUNTS  # noqa: F401 (re-exported)
 
 #: Number words outside two..ten: another number in the caption means another count.
 OTHER_NUMBER_WORDS = _words(
@@ -74,7 +74,18 @@ MEASURE_UNITS = _words(
 CURRENCY_PREV = _words("$ £ € ¥ ₹ usd eur gbp rs")
 PORTION_UNITS = _words(
     "cup cups spoon spoons spoonful spoonfuls scoop scoops slice slices glass glasses bowl bowls"
-)  # "two cups of flour"
+)  # "two cups of flour" (a measure), but "two cups of coffee" (two cups)
+#: What a portion measures in a recipe: "two cups of <these>" is an amount, not two cups.
+INGREDIENTS = _words(
+    "flour sugar water milk rice butter oil salt pepper oats broth stock cream yogurt yoghurt "
+    "honey vinegar cocoa cornstarch starch yeast baking dough batter sauce syrup juice chopped "
+    "grated diced sliced melted minced shredded powdered all-purpose whole granulated brown"
+)
+#: Words that make a caption a recipe, where "two cups of ..." is an amount whatever follows.
+RECIPE_WORDS = _words(
+    "recipe recipes ingredient ingredients add mix stir whisk bake preheat combine pour knead "
+    "simmer tbsp tsp teaspoon teaspoons tablespoon tablespoons"
+)
 RATING_CONTEXT = _words("rating rated review reviews hotel hotels resort resorts out")
 
 MULTIPLIER_NEXT = _words(
@@ -114,25 +125,43 @@ DIGIT_OK_PREV = _words(
     "all these those my our your his her their top best"
 )
 
-#: Singular heads of compound modifiers: "three piece suit", "two tone jacket", "five star
-#: hotel", "four door sedan", "two seater sofa", "three bedroom house".
+#: Singular heads of compound modifiers whose number counts nothing pictured: "two tone
+#: jacket", "five star hotel", "four door sedan", "two seater sofa", "three bedroom house".
 COMPOUND_HEADS = _words(
-    "piece pc pcs tone star door seat seater story storey bedroom bed bath bathroom room wheel "
-    "wheeler speed way pack pk ply layer tier drawer shelf burner slice cup car lane level hole "
-    "pin man person player string blade arm port channel core stroke step point part panel pane "
-    "light bulb gang phase leaf course color colour ring button prong poster handed legged "
-    "sided headed eyed footed wheeled armed tiered layered winged toed horned masted storied "
+    "tone star door seat seater story storey bedroom bed bath bathroom room wheel "
+    "wheeler speed way ply slice cup car lane level hole ingredient "
+    "pin man person player string blade arm port channel core stroke step point part "
+    "gang phase leaf course color colour ring button prong poster handed legged "
+    "sided headed eyed footed wheeled armed winged toed horned masted storied "
     "faced pronged tailed bladed engined bedded seated coloured colored toned fingered time "
     "timer dimensional d cylinder valve gear shot ball track pointed toe liter litre inch foot "
     "mile minute hour day week month year page letter word digit figure"
+)
+#: Compound heads whose number *is* the count of pictured parts: "a four pack of socks" (four
+#: socks), "six drawer chest" (six drawers), "three piece luggage set", "two tier cake",
+#: "five light chandelier", "four burner stove", "three shelf bookcase".
+PART_HEADS = _words(
+    "pack pk piece pc pcs drawer tier tiered layer layered shelf burner light bulb panel pane"
+)
+#: "eight colored pencils": before a plural noun, these count the noun ("two colored" alone is a
+#: compound, like "two-tone").
+COLOUR_MODIFIERS = _words("colored coloured")
+#: Words that end the noun phrase after a number ("two of them", "three on a table").
+PHRASE_BREAKS = _words(
+    "of on in at with for from by to into onto over under and or but near behind beside "
+    "between during after before while is are was were as than against along around per via"
 )
 #: "Five Ways To ...", "Ten Tips for ...", "Three Reasons Why ...": blog headlines.
 LISTICLE_NOUNS = _words(
     "ways tips things reasons steps ideas facts secrets rules lessons mistakes questions tricks "
     "hacks benefits trends habits myths strategies techniques methods principles "
-    "characteristics elements factors examples thoughts takeaways options truths answers "
+    "characteristics elements factors thoughts takeaways truths answers "
     "challenges lies pillars laws commandments traits essentials must-haves"
 )
+#: Lists whose items are often pictured ("the three colour options", "six examples of kitchen
+#: cabinets"): a headline only when a headline word follows ("Five options to consider").
+PICTURED_LIST_NOUNS = _words("options examples variations versions styles designs stages")
+HEADLINE_NEXT = _words("to that you why how which we every worth i")
 LISTICLE_PREV = frozenset({"top"})  # "Top Ten", "top five"
 BIG_NAMES = frozenset(
     {
@@ -299,7 +328,6 @@ TITLES: tuple[str, ...] = (
     "the two ronnies",
     "the three tenors",
     "three tenors",
-    "the five",
     "the jackson 5",
     "the famous 5",
     "fifty shades",
@@ -328,6 +356,12 @@ TITLES: tuple[str, ...] = (
     "pac-12",
     "big east",
     "super six",
+    "seven layer dip",
+    "seven layer salad",
+    "seven layer bars",
+    "seven layer cake",
+    "six pack abs",
+    "six-pack abs",
 )
 
 #: Irregular plurals, so "two men" is not read as a singular compound head.
