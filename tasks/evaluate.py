@@ -67,13 +67,16 @@ def evaluate_task(
 
 
 @task(name="report", retries=0, cache_policy=NO_CACHE, persist_result=False)
-def report_task(results: dict, out_dir: str) -> dict:
-    """Write the comparison report and publish it as a markdown artifact."""
+def report_task(results: dict, out_dir: str, cues_path: str | None = None) -> dict:
+    """Write the comparison report (CountCLIP vs control with a paired CI; the cue-only
+    baselines of the CountBench when the world computed them) and publish it as an artifact."""
+    import json
     from pathlib import Path
 
     from countclip.evaluation.report import write_comparison_report
 
-    report = write_comparison_report(results, out_dir)
+    cues = json.loads(Path(cues_path).read_text()) if cues_path else None
+    report = write_comparison_report(results, out_dir, cues=cues)
     text = Path(report["markdown"]).read_text()
     artifacts.markdown("countbench-comparison", text, "CountBench: models compared")
     return {k: str(v) for k, v in report.items()}

@@ -130,7 +130,7 @@ def test_comparison_report(tmp_path: Path) -> None:
     assert table in text and "per_count.png" in text
     assert Path(out["per_count_png"]).stat().st_size > 1000
     summary = json.loads(Path(out["json"]).read_text())
-    assert summary["countclip"]["per_count_accuracy"]["3"] == 0.25
+    assert summary["models"]["countclip"]["per_count_accuracy"]["3"] == 0.25
     with pytest.raises(ValueError):
         comparison_table({})
 
@@ -346,11 +346,23 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
     results = {
         m["stats"]["label"]: json.loads(Path(m["outputs"]["results"]).read_text()) for m in (a, b)
     }
-    report = write_comparison_report(results, tmp_path / "report")
+    report = write_comparison_report(
+        results, tmp_path / "report", pairs=[("random", "tiny-ckpt")], cues={"spread": 0.125}
+    )
     assert "| metric | tiny-ckpt | random | Δ random − tiny-ckpt |" in report["table"]
     assert "| images evaluated | 26 of 28 (+1) | 26 of 28 (+1) |  |" in report["table"]
     # The Prefect tasks pass stage manifests: they stand for the results.json they point to.
-    assert comparison_table({"tiny-ckpt": a, "random": b}) == report["table"]
+    assert report["table"].startswith(comparison_table({"tiny-ckpt": a, "random": b}))
+    # the paired comparison is computed on the same images, from the predictions
+    preds = {
+        label: pq.read_table(r["countbench"]["outputs"]["predictions"]).to_pydict()
+        for label, r in results.items()
+    }
+    diff = np.mean(preds["random"]["correct"]) - np.mean(preds["tiny-ckpt"]["correct"])
+    assert f"**random − tiny-ckpt**: {100 * diff:+.1f} points on the same 27 images" in (
+        report["table"]
+    )
+    assert "McNemar p = " in report["table"] and "| spread | 12.5% |" in report["table"]
 
 
 def test_model_ref_from_train_manifest() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +108,78 @@ def comparison_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _correct_by_id(result: Mapping[str, Any]) -> dict[int, bool]:
+    """Per-image correctness from the evaluation's predictions parquet."""
+    import pyarrow.parquet as pq
+
+    path = (_countbench(result).get("outputs") or {}).get("predictions")
+    if not path or not Path(path).is_file():
+        return {}
+    table = pq.read_table(path, columns=["SAMPLE_ID", "correct"]).to_pydict()
+    return dict(zip(table["SAMPLE_ID"], table["correct"], strict=True))
+
+
+def paired_comparison(
+    model: Mapping[str, Any], reference: Mapping[str, Any], seed: int = 0
+) -> dict[str, Any] | None:
+    """``model`` − ``reference`` on the images both scored: the accuracy difference with a
+    paired bootstrap 95% CI over images, and McNemar's test (one seed: what a single run can
+    say; the benchmark adds seeds)."""
+    from countclip.evaluation.statistics import mcnemar, paired_bootstrap_ci
+
+    mine, theirs = _correct_by_id(model), _correct_by_id(reference)
+    ids = sorted(set(mine) & set(theirs))
+    if not ids:
+        return None
+    a, b = [mine[i] for i in ids], [theirs[i] for i in ids]
+    return {
+        "images": len(ids),
+        **paired_bootstrap_ci(a, b, seed=seed),
+        "mcnemar_p": mcnemar(a, b)["p_value"],
+    }
+
+
+def _paired_lines(
+    results: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]]
+) -> tuple[list[str], dict[str, Any]]:
+    lines, found = [], {}
+    for model, reference in pairs:
+        if model not in results or reference not in results:
+            continue
+        cmp = paired_comparison(results[model], results[reference])
+        if cmp is None:
+            continue
+        found[f"{model} - {reference}"] = cmp
+        lines.append(
+            f"**{model} − {reference}**: {100 * cmp['diff']:+.1f} points on the same "
+            f"{cmp['images']} images, paired bootstrap 95% CI [{100 * cmp['low']:+.1f}, "
+            f"{100 * cmp['high']:+.1f}], McNemar p = {cmp['mcnemar_p']:.2g}"
+            + (" — the interval excludes 0." if cmp["low"] > 0 or cmp["high"] < 0 else ".")
+        )
+    return lines, found
+
+
+def _cue_lines(cues: Mapping[str, float]) -> list[str]:
+    lines = [
+        "Cue-only baselines on the same CountBench: a classifier that sees one non-numerical "
+        "property of each scene's layout (chance 11.1%):",
+        "",
+        "| cue | accuracy |",
+        "|---|---:|",
+    ]
+    return lines + [f"| {cue} | {_pct(acc)} |" for cue, acc in cues.items()]
+
+
 def write_comparison_report(
-    results: Mapping[str, Mapping[str, Any]], out_dir: str | os.PathLike[str]
+    results: Mapping[str, Mapping[str, Any]],
+    out_dir: str | os.PathLike[str],
+    *,
+    pairs: Sequence[tuple[str, str]] = (("countclip", "control"),),
+    cues: Mapping[str, float] | None = None,
 ) -> dict:
-    """Write ``report.md`` (the table, plus each model's source and timing), ``per_count.png``
-    (grouped bars per count, all models) and ``comparison.json``; return their paths and the
-    table text."""
+    """Write ``report.md`` (the table, the paired comparisons of ``pairs``, the cue-only
+    baselines when given, each model's source and timing), ``per_count.png`` (grouped bars per
+    count, all models) and ``comparison.json``; return their paths and the text to print."""
     from countclip.plots import plot_per_count_accuracy
 
     out_dir = Path(out_dir)
@@ -128,13 +194,15 @@ def write_comparison_report(
         },
         out_dir / "per_count.png",
     )
+    paired, comparisons = _paired_lines(results, pairs)
+    summary_text = "\n\n".join([table, *paired, *(["\n".join(_cue_lines(cues))] if cues else [])])
     lines = [
         "# CountBench comparison",
         "",
         f"Reference: **{labels[0]}**; Δ columns are percentage points against it. "
         f"Chance is {100 / len(COUNTS):.1f}% (nine counts).",
         "",
-        table,
+        summary_text,
         "",
         "![accuracy per count](per_count.png)",
         "",
@@ -169,10 +237,13 @@ def write_comparison_report(
         }
         for label in labels
     }
-    json_path = atomic_write_json(out_dir / "comparison.json", summary)
+    json_path = atomic_write_json(
+        out_dir / "comparison.json",
+        {"models": summary, "paired": comparisons, "cues": dict(cues or {})},
+    )
     return {
         "markdown": str(markdown),
-        "table": table,
+        "table": summary_text,
         "per_count_png": str(png),
         "json": str(json_path),
         "reference": labels[0],

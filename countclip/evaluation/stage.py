@@ -53,7 +53,7 @@ __all__ = [
     "zero_shot_eval",
 ]
 
-EVALUATE = Stage("evaluate", __name__)
+EVALUATE = Stage("evaluate", __name__, resumable=True)  # results.json names its own files
 
 
 def iter_shard_batches(shards: Sequence[str], batch_size: int) -> Iterator[list[tuple[dict, Any]]]:
