@@ -45,6 +45,7 @@ from countclip.data.download.stage import (
     run_download_stage,
     shard_paths,
 )
+from countclip.data.download.watch import PassWatch
 from countclip.data.lambdas import class_frequencies, run_lambda_stage
 from countclip.synthetic import ImageServer, Scene, scene_url
 
@@ -360,6 +361,15 @@ def test_only_ledgered_shards_count_and_the_others_are_redone(tmp_path):
     _fake_shard(other, 0, 5.0)
     assert completed_shards(other) == {}
     assert repair_pass(other) == ["00000"]
+    # the rerun: the watch ledgers what img2dataset writes in place of shard 2, even though
+    # the stale entry for 2 is still in the ledger file
+    job = PassJob("pass-0", {"output_folder": str(pass_dir)}, 40, 4, tmp_path / "logs", 60.0)
+    watch = PassWatch(job)
+    _fake_shard(pass_dir, 2, 2002.0)
+    _fake_shard(pass_dir, 3, 2003.0)
+    watch.finish(returncode=0)
+    assert read_ledger(pass_dir) == {0: 1000.0, 1: 1001.0, 2: 2002.0, 3: 2003.0}
+    assert sorted(completed_shards(pass_dir)) == [0, 1, 2, 3]
 
 
 def test_a_requested_stop_starts_no_child(tmp_path):

@@ -26,6 +26,7 @@ from typing import Any
 
 from countclip.atomic import DISK_FULL_ERRNOS, disk_full, free_bytes, is_disk_full
 from countclip.data.download.results import (
+    completed_shards,
     finished_shards,
     ledger_key,
     read_ledger,
@@ -78,7 +79,10 @@ class PassWatch:
         self.group: int | None = None  # the child's process group, once it runs
         self.out = job.out
         self.log_path = job.log_dir / f"{job.name}.log"
-        self.trusted = read_ledger(self.out)  # repair_pass left only these finished shards
+        # the ledgered shards still on disk as ledgered (repair_pass deleted the others: a
+        # stale entry must not hide the shard img2dataset writes in its place)
+        on_disk = completed_shards(self.out)
+        self.trusted = {sid: key for sid, key in read_ledger(self.out).items() if sid in on_disk}
         self.last_change = time.monotonic()
         self._signature: tuple[Any, ...] | None = None
         self._dir_mtime: int | None = None
@@ -169,7 +173,7 @@ class PassWatch:
             raise
 
     def _read_log(self) -> None:
-        if self._no_space_line or _size(self.log_path) <= self._log_offset:
+        if self._no_space_line or (_size(self.log_path) or 0) <= self._log_offset:
             return
         with open(self.log_path, "rb") as log:
             log.seek(self._log_offset)
