@@ -386,6 +386,6 @@ REJECT_REASONS: dict[str, str] = {
     "label": "an identifier ('Season Two', 'Part Three', 'Number Five', 'Day Ten')",
     "title": "a title, name or idiom ('Seven Seas', 'Three Musketeers', 'Top Ten', 'high five')",
     "listicle": "a headline listing ideas ('Five Ways To ...', 'Ten Tips for ...')",
-    "compound": "a compound modifier ('two-tone', 'three-piece suit', 'five star hotel')",
+    "compound": "a compound modifier ('two-tone', 'five star hotel', 'four cheese pizza')",
     "not_nummod": "with a trained parser: the number does not modify a noun (nummod)",
 }
