@@ -50,7 +50,7 @@ class DownloadError(RuntimeError):
 
 
 class DownloadStalled(DownloadError):
-    """img2dataset wrote nothing for ``DownloadConfig.stall_timeout`` seconds and was killed."""
+    """img2dataset made no progress for ``DownloadConfig.stall_timeout`` seconds; it was killed."""
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,11 @@ class PassWatch:
             if evidence := self._no_space():
                 raise self._disk_full(evidence)
             raise DownloadStalled(
-                f"img2dataset {self.job.name} wrote nothing under {self.out} (nor to its log "
-                f"{self.log_path}) for {self.job.stall_timeout:g} s, so it was stopped "
-                "(setting: download.stall_timeout). Finished shards are kept: rerun to resume, "
-                "or raise download.stall_timeout if the source is only slow"
+                f"img2dataset {self.job.name} made no progress for {self.job.stall_timeout:g} s "
+                f"(nothing changed under {self.out} nor in its log {self.log_path}, and its "
+                "processes were idle), so it was stopped (setting: download.stall_timeout). "
+                "Finished shards are kept: rerun to resume, or raise download.stall_timeout if "
+                "the source is only slow"
             )
 
     def _scan(self) -> None:
