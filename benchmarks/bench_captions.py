@@ -1,6 +1,6 @@
 """Stage 2 benchmark: caption parsing (all rules) in captions/s vs a plain Python ``re`` scan.
 
-    .venv/bin/python benchmarks/bench_captions.py [--n 200000]
+    .venv/bin/python benchmarks/bench_captions.py [--n 200000] [--record]
 
 Three measurements on the same captions, interleaved in one run so machine load hits all alike:
 - ``re``: a compiled number-word regex searched over every caption (the floor: no language work);
@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scale_record import record, snapshot  # noqa: E402
 
 from countclip.data.captions.parser import CaptionParser, parse_captions  # noqa: E402
 
@@ -93,16 +96,18 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench(name: str, captions: list[str], parser: CaptionParser, repeat: int) -> None:
+def bench(name: str, captions: list[str], parser: CaptionParser, repeat: int) -> dict:
     pattern = parser.prefilter
     nlp = parser.nlp
-    t_re, t_tok, t_parse = [], [], []
+    t_re, t_tok, t_parse, cpu_parse = [], [], [], []
     for _ in range(repeat):
         t_re.append(timed(lambda: [pattern.search(c) for c in captions]))
         t_tok.append(timed(lambda: [len(d) for d in nlp.pipe(captions, batch_size=2000)]))
+        c0 = time.process_time()
         t_parse.append(
             timed(lambda: list(parse_captions(captions, batch_size=2000, parser=parser)))
         )
+        cpu_parse.append(time.process_time() - c0)
     n = len(captions)
     r, t, p = n / min(t_re), n / min(t_tok), n / min(t_parse)
     kept = sum(cc is not None for cc in parse_captions(captions, parser=parser))
@@ -111,18 +116,32 @@ def bench(name: str, captions: list[str], parser: CaptionParser, repeat: int) ->
         f"parse (all rules) {p:,.0f}/s  ->  RATIO parse/re = {p / r:.3f}, "
         f"parse/bare-tokenizer = {p / t:.2f}"
     )
+    return {
+        "n": n,
+        "kept": kept,
+        "re_per_s": round(r),
+        "tokenize_per_s": round(t),
+        "parse_per_s": round(p),
+        "ratio_parse_over_re": round(p / r, 3),
+        "parse_cpu_ms_per_caption": round(min(cpu_parse) / n * 1e3, 4),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--record", action="store_true", help="store in benchmarks/results/")
     args = ap.parse_args()
+    before = snapshot()
     parser = CaptionParser()
-    bench("candidates", make_captions(args.n, 1.0), parser, args.repeat)
-    bench("LAION mix", make_captions(args.n, 0.04, seed=1), parser, args.repeat)
+    candidates = bench("candidates", make_captions(args.n, 1.0), parser, args.repeat)
+    mix = bench("LAION mix", make_captions(args.n, 0.04, seed=1), parser, args.repeat)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MB")
+    if args.record:
+        result = {"candidates": candidates, "laion_mix": mix, "peak_rss_mb": round(rss)}
+        record("captions", result, before)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ the median part time x parts, with one worker) and the median time of one part `
 projection for ``P`` parts on ``W`` workers as ``start + s + ceil(P / W) x t`` (parts are the
 unit of work: 32 parts on 16 workers are two waves). It assumes a part takes as long on a busy
 16-core node as here, i.e. no memory-bandwidth or disk contention: a projection, not a
-measurement.
+measurement. On a shared machine wall times mostly measure the neighbours, so the run also
+reports CPU seconds (of each part in its worker, and of this process's scheduler, gathering and
+merge), which the same projection uses in docs/scale.md.
 """
 
 from __future__ import annotations
@@ -45,13 +47,14 @@ from countclip.synthetic.metadata import generate_metadata  # noqa: E402
 
 def one_part(path: str, root: str) -> dict:
     """Stage 1 then stage 2 on one part, in a worker process; its own wall time and pid."""
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     cfg = MetadataConfig(source=path, threads=1, memory_limit="1GB", common_ratio=1.0)
     meta = run_metadata_stage(cfg, root)
     captions = run_caption_stage(meta, CaptionConfig(), root)
     return {
         "manifest": captions,
         "seconds": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
         "pid": os.getpid(),
         "rows": meta["stats"]["rows_read"],
         "captions": meta["stats"]["kept"],
@@ -76,15 +79,19 @@ def run(parts: list[str], workers: int, root: str) -> dict:
     ):
         client.run(warm)
         started = time.perf_counter() - t0
+        c0 = time.process_time()  # this process: the scheduler, gathering and the merge
         results = client.gather(client.map(one_part, parts, root=root, pure=False))
         merge_caption_parts([r["manifest"] for r in results], root)
         wall = time.perf_counter() - t0
+        serial_cpu = time.process_time() - c0
     return {
         "workers": workers,
         "wall_s": wall,
         "work_s": wall - started,
         "cluster_start_s": started,
         "part_s": [r["seconds"] for r in results],
+        "part_cpu_s": [r["cpu_s"] for r in results],
+        "serial_cpu_s": serial_cpu,
         "pids": sorted({r["pid"] for r in results}),
         "rows": sum(r["rows"] for r in results),
         "captions": sum(r["captions"] for r in results),
@@ -134,6 +141,15 @@ def main() -> None:
         f"{w1 / w2 / 2:.0%}); whole run incl. cluster start {t1:.1f} s vs {t2:.1f} s -> "
         f"{t1 / t2:.2f}x"
     )
+    part_cpu = statistics.median(c for r in runs[1] for c in r["part_cpu_s"])
+    serial_cpu = med(1, "serial_cpu_s")
+    cpu_1 = serial_cpu + project(0.0, part_cpu, 32, 1)
+    cpu_16 = serial_cpu + project(0.0, part_cpu, 32, 16)
+    print(
+        f"CPU (load-independent): one part {part_cpu:.2f} s, serial {serial_cpu:.2f} s "
+        f"(parallel share {1 - serial_cpu / (serial_cpu + args.parts * part_cpu):.1%}); 32 "
+        f"parts: 1 worker {cpu_1:.0f} s, 16 workers {cpu_16:.0f} s -> {cpu_1 / cpu_16:.1f}x"
+    )
     print(
         f"Amdahl: start {start:.1f} s, serial work {serial:.1f} s, one part {part:.2f} s "
         f"(parallel share of the work {1 - serial / w1:.1%}). Projection, 32 such parts: "
@@ -154,6 +170,8 @@ def main() -> None:
                 "speedup_wall_2_over_1": round(t1 / t2, 3),
                 "worker_pids_2": runs[2][0]["pids"],
                 "part_s_median": round(part, 3),
+                "part_cpu_s_median": round(part_cpu, 3),
+                "serial_cpu_s": round(serial_cpu, 3),
                 "serial_s": round(serial, 2),
                 "cluster_start_s": {
                     str(w): round(statistics.median(r["cluster_start_s"] for r in runs[w]), 2)

@@ -1,6 +1,6 @@
 """Download stage vs raw img2dataset: same URL list from the loopback server, same settings.
 
-    .venv/bin/python benchmarks/bench_download.py [--n 1000] [--repeats 1]
+    .venv/bin/python benchmarks/bench_download.py [--n 1000] [--repeats 1] [--record]
 
 Runs, on the same parquet and with the arguments the stage passes, in turn:
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,9 @@ from countclip.data.download.runner import img2dataset_kwargs
 from countclip.data.download.stage import run_download_stage
 from countclip.offline import apply_offline_env
 from countclip.synthetic import ImageServer, Scene, scene_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_record import record, snapshot
 
 
 def _parquet(path: Path, base_url: str, n: int) -> Path:
@@ -69,7 +73,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--shard-size", type=int, default=250)
+    parser.add_argument("--record", action="store_true", help="store in benchmarks/results/")
     args = parser.parse_args()
+    before = snapshot()
     apply_offline_env()
     from img2dataset import download
 
@@ -80,7 +86,7 @@ def main() -> None:
         timeout=10.0,
     )
     work = Path(tempfile.mkdtemp(prefix="bench_download_"))
-    cli_times, raw_times, stage_times = [], [], []
+    cli_times, raw_times, stage_times, cli_cpu = [], [], [], []
     try:
         with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
             urllib.request.urlopen(f"{srv.base_url}/img/1.jpg", timeout=30).read()
@@ -89,6 +95,7 @@ def main() -> None:
             for rep in range(args.repeats):
                 kwargs = img2dataset_kwargs(src, work / f"cli-{rep}", cfg, "URL", "TEXT", extra)
                 t0 = time.perf_counter()
+                usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run(
                     [
                         sys.executable,
@@ -102,6 +109,12 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
                 cli_times.append(time.perf_counter() - t0)
+                usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # CPU of the whole img2dataset process tree: what the work costs whatever else
+                # shares the machine (wall time on a loaded machine does not say that)
+                cli_cpu.append(
+                    usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime
+                )
                 cli_ok = _successes(work / f"cli-{rep}")
 
                 raw_out = work / f"raw-{rep}"
@@ -114,7 +127,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 manifest = run_download_stage(source, "counting", cfg, str(work / "data"))
                 stage_times.append(time.perf_counter() - t0)
-                stage_ok = manifest["successes"]
+                stage_ok = manifest["stats"]["successes"]
                 print(
                     f"repeat {rep}: img2dataset CLI-like {cli_times[-1]:.1f} s ({cli_ok} ok), "
                     f"in-process {raw_times[-1]:.1f} s ({raw_ok} ok), "
@@ -130,6 +143,21 @@ def main() -> None:
     print(f"  download stage:          {args.n / stage:.1f} images/s ({stage:.1f} s)")
     print(f"  ratio stage / CLI-like:   {stage / cli:.3f} (goal <= 1.1)")
     print(f"  ratio stage / in-process: {stage / raw:.3f}")
+    cpu = statistics.median(cli_cpu) / args.n
+    print(f"  CPU per image (img2dataset tree): {cpu * 1000:.1f} ms -> {1 / cpu:.0f} images/s/core")
+    if args.record:
+        result = {
+            "urls": args.n,
+            "processes": args.processes,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "cli_images_per_s": round(args.n / cli, 1),
+            "in_process_images_per_s": round(args.n / raw, 1),
+            "stage_images_per_s": round(args.n / stage, 1),
+            "ratio_stage_over_cli": round(stage / cli, 3),
+            "cpu_s_per_image": round(statistics.median(cli_cpu) / args.n, 5),
+        }
+        record("download", result, before)
 
 
 if __name__ == "__main__":

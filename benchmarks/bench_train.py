@@ -10,6 +10,12 @@ Goal: CountCLIP step time ≤ 1.3x the plain step. Also: data-loader samples/s (
 against the step's samples/s — the loader must not be the bottleneck.
 
     .venv/bin/python benchmarks/bench_train.py [--batch 64] [--steps 8] [--threads 2]
+    .venv/bin/python benchmarks/bench_train.py --flops ViT-B-32 --record
+
+``--flops MODEL`` also counts (torch's FLOP counter, no weights needed) the forward FLOPs of one
+image and of one 77-token text row through MODEL's towers: what docs/scale.md turns into GPU
+time for the real run (a projection from FLOPs, not a GPU measurement). ``--record`` stores the
+result in benchmarks/results/scale.json.
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from open_clip.loss import ClipLoss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_record import record, snapshot
 
 from countclip.config import ModelConfig
 from countclip.synthetic.shards import write_synthetic_shards
@@ -31,6 +42,33 @@ from countclip.training.model import TINY_MODEL, TrainForward, create_model, enc
 from countclip.training.optim import param_groups
 
 
+def tower_flops(name: str) -> dict:
+    """Forward FLOPs of one image and one full-context text row through ``name``'s towers
+    (random weights: FLOPs do not depend on them)."""
+    import open_clip
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # train mode, as in training: in eval + no_grad, nn.MultiheadAttention takes a fused fast
+    # path the FLOP counter does not see (the image tower came out ~1/3 short)
+    model = open_clip.create_model(name, pretrained=None).train()
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, tuple | list) else size
+    images = torch.zeros(2, 3, size, size)
+    texts = open_clip.get_tokenizer(name)(["two cats on a sofa", "three red stars"])
+    with FlopCounterMode(display=False) as image_counter:
+        model.encode_image(images)
+    with FlopCounterMode(display=False) as text_counter:
+        model.encode_text(texts)
+    return {
+        "model": name,
+        "image_size": int(size),
+        "text_context": int(texts.shape[1]),
+        "image_fwd_gflops": round(image_counter.get_total_flops() / 2 / 1e9, 3),
+        "text_row_fwd_gflops": round(text_counter.get_total_flops() / 2 / 1e9, 3),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=64)
@@ -38,7 +76,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--loader-steps", type=int, default=10)
+    parser.add_argument("--flops", metavar="MODEL", help="also count MODEL's forward FLOPs")
+    parser.add_argument("--record", action="store_true", help="store in benchmarks/results/")
     args = parser.parse_args()
+    before = snapshot()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -146,7 +187,17 @@ def main() -> None:
         f"step consumes {result['step_samples_per_s']:.0f} samples/s; loader produces "
         + ", ".join(f"{k}: {v:.0f}/s" for k, v in result["loader_samples_per_s"].items())
     )
+    if args.flops:
+        result["flops"] = tower_flops(args.flops)
+        f = result["flops"]
+        print(
+            f"{f['model']}: {f['image_fwd_gflops']:.2f} GFLOP forward per {f['image_size']}px "
+            f"image, {f['text_row_fwd_gflops']:.2f} GFLOP per {f['text_context']}-token text row"
+        )
+    result["threads"] = args.threads
     print(json.dumps(result))
+    if args.record:
+        record("train", result, before)
 
 
 if __name__ == "__main__":

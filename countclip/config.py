@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from countclip.counts import NUMBER_WORDS
 
@@ -115,17 +115,13 @@ class ExcludeList(StrictModel):
 
 
 class MetadataConfig(StrictModel):
-    """Stage 1: DuckDB over LAION metadata parquet."""
+    """Stage 1: DuckDB over LAION metadata parquet (docs/scale.md: remote sources, Re-LAION)."""
 
-    source: str | list[str] = Field(
-        "", description="parquet file, glob or URL (http(s)://, hf://, s3://), or a list; brace "
-        "ranges expand (part-{00000..00031}.parquet); http cannot glob: list or range the files",
-    )  # fmt: skip
+    source: str | list[str] = Field("", description="parquet file, glob or URL, or a list")
     columns: dict[LaionColumn, str | None] = Field(
-        default_factory=dict, description="source column of each LAION column where names "
-        "differ; null = none (LICENSE/NSFW NULL, SAMPLE_ID derived from URL and TEXT)",
-    )  # fmt: skip
-    exclude: list[ExcludeList] = Field(default_factory=list, description="URL blocklists")
+        default_factory=dict, description="source column per LAION column; null = none"
+    )
+    exclude: list[ExcludeList | str] = Field(default_factory=list, description="URL blocklists")
     number_words: list[str] = Field(default_factory=lambda: list(NUMBER_WORDS.values()))
     include_digits: bool = Field(False, description="also prefilter digits 2..10")
     allowed_nsfw: list[str] | None = Field(
@@ -141,22 +137,6 @@ class MetadataConfig(StrictModel):
     threads: int = speed(2, "DuckDB threads", ge=1)
     memory_limit: str = speed("2GB", "DuckDB memory limit")
     timeout: float = speed(60.0, "seconds a remote read waits for the server", gt=0)
-
-    @field_validator("exclude", mode="before")
-    @classmethod
-    def _exclude_paths(cls, value: Any) -> Any:
-        return [{"path": v} if isinstance(v, str) else v for v in value or []]
-
-    @model_validator(mode="after")
-    def _check_columns(self) -> MetadataConfig:
-        if any(
-            self.columns.get(c, "x") is None
-            for c in ("URL", "TEXT", "HEIGHT", "WIDTH", "similarity")
-        ):
-            raise ValueError("metadata.columns: URL, TEXT, HEIGHT, WIDTH, similarity need a column")
-        if ("NSFW" in self.columns and self.columns["NSFW"] is None) != (self.allowed_nsfw is None):
-            raise ValueError("metadata.allowed_nsfw: null goes with columns.NSFW: null, only")
-        return self
 
 
 class CaptionConfig(StrictModel):

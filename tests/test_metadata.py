@@ -15,6 +15,7 @@ from countclip.data.metadata import (
     LAION_COLUMNS,
     MetadataError,
     MetadataSourceNotFound,
+    exclude_lists,
     load_sql,
     run_metadata_stage,
 )
@@ -294,17 +295,24 @@ def _nsfw_dropped_empty() -> int:
     return n
 
 
-def test_metadata_config_rules():
-    with pytest.raises(ValidationError, match="allowed_nsfw"):
-        MetadataConfig(source="x.parquet", columns={"NSFW": None})
-    with pytest.raises(ValidationError, match="allowed_nsfw"):
-        MetadataConfig(source="x.parquet", allowed_nsfw=None)
-    with pytest.raises(ValidationError, match="need a column"):
-        MetadataConfig(source="x.parquet", columns={"URL": None})
+def test_metadata_config_rules(tmp_path):
+    """Checked when the stage starts (the config model stays small): named settings."""
+    for bad, pattern in [
+        ({"columns": {"NSFW": None}}, "allowed_nsfw"),
+        ({"allowed_nsfw": None}, "allowed_nsfw"),
+        ({"columns": {"URL": None}}, "URL must name a source column"),
+    ]:
+        with pytest.raises(MetadataError, match=pattern):
+            run_metadata_stage(MetadataConfig(source="x.parquet", **bad), str(tmp_path / "r"))
     with pytest.raises(ValidationError):
         MetadataConfig(source="x.parquet", columns={"url": "URL"})  # not a LAION column
-    cfg = MetadataConfig(source=["a.parquet"], exclude=["list.txt"])
-    assert cfg.exclude[0].path == "list.txt" and cfg.exclude[0].hash == "none"
+    cfg = MetadataConfig(
+        source=["a.parquet"], exclude=["list.txt", {"path": "h.csv", "hash": "md5"}]
+    )
+    assert [(e.path, e.hash) for e in exclude_lists(cfg)] == [
+        ("list.txt", "none"),
+        ("h.csv", "md5"),
+    ]
 
 
 def test_list_and_brace_range_sources(laion, tmp_path):

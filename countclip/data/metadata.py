@@ -15,53 +15,59 @@ downloads an extension.
 
 from __future__ import annotations
 
-import glob
 import math
-import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from countclip import sql
-from countclip.config import ExcludeList, MetadataConfig
+from countclip.config import MetadataConfig
 from countclip.data import remote as rmt
 from countclip.data.remote import RemoteFiles, RemoteSourceError, is_remote
+from countclip.data.source import (
+    LAION_COLUMNS,
+    LAION_SCHEMA,
+    MetadataError,
+    MetadataSourceNotFound,
+    check_source,
+    column_map,
+    describe,
+    exclude_lists,
+    first_line,
+    load_exclusions,
+    remote_files,
+    source_files,
+    source_identity,
+)
 from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to
 
+__all__ = [  # the stage's API, with what it re-exports from countclip.data.source
+    "LAION_COLUMNS",
+    "LAION_SCHEMA",
+    "METADATA",
+    "MetadataError",
+    "MetadataSourceNotFound",
+    "RemoteSourceError",
+    "check_source",
+    "column_map",
+    "connect",
+    "describe",
+    "exclude_lists",
+    "is_remote",
+    "load_exclusions",
+    "load_sql",
+    "number_pattern",
+    "plan_metadata_stage",
+    "remote_files",
+    "run_metadata_stage",
+    "source_files",
+    "source_identity",
+]
+
 METADATA = Stage("metadata", __name__)
-# The LAION-400M metadata schema: the one definition the stage checks sources against and the
-# synthetic world writes.
-LAION_SCHEMA = pa.schema(
-    [
-        ("SAMPLE_ID", pa.int64()),
-        ("URL", pa.string()),
-        ("TEXT", pa.string()),
-        ("HEIGHT", pa.int32()),
-        ("WIDTH", pa.int32()),
-        ("LICENSE", pa.string()),
-        ("NSFW", pa.string()),
-        ("similarity", pa.float64()),
-    ]
-)
-LAION_COLUMNS: tuple[str, ...] = tuple(LAION_SCHEMA.names)
 STAGED_SOURCE = "remote-source.parquet"
 """Local copy of a remote source's LAION columns, in the work directory while the stage runs."""
-EXCLUDE_SQL = {
-    "text": "exclude_text.sql",
-    "csv": "exclude_csv.sql",
-    "parquet": "exclude_parquet.sql",
-}
-
-
-class MetadataError(ValueError):
-    """Bad stage-1 input: unreadable source, missing LAION columns, or nothing selected."""
-
-
-class MetadataSourceNotFound(MetadataError, FileNotFoundError):
-    """The source glob/file matches no file."""
 
 
 load_sql = sql.load
@@ -74,23 +80,6 @@ def number_pattern(words: list[str], include_digits: bool = False) -> str:
     if include_digits:
         alts += ["10", "[2-9]"]
     return r"\b(" + "|".join(alts) + r")\b"
-
-
-def column_map(cfg: MetadataConfig) -> dict[str, str | None]:
-    """The source column of each LAION column (its own name unless ``metadata.columns`` says)."""
-    return {c: cfg.columns.get(c, c) for c in LAION_COLUMNS}  # type: ignore[call-overload]
-
-
-def remote_files(cfg: MetadataConfig) -> RemoteFiles | None:
-    """Filesystems for the remote protocols the source and exclusion lists name (None if none)."""
-    names = rmt.entries(cfg.source) + [e.path for e in cfg.exclude]
-    protocols = {rmt.protocol_of(n) for n in names if is_remote(n)}
-    if not protocols:
-        return None
-    try:
-        return RemoteFiles(protocols, cfg.timeout)
-    except ValueError as exc:
-        raise MetadataError(str(exc)) from exc
 
 
 def connect(cfg: MetadataConfig, remote: RemoteFiles | None = None) -> duckdb.DuckDBPyConnection:
@@ -109,7 +98,7 @@ def connect(cfg: MetadataConfig, remote: RemoteFiles | None = None) -> duckdb.Du
         remote.register(con)
     con.execute(load_sql("laion_filters.sql"))
     con.execute("SET VARIABLE laion_columns = $columns", {"columns": column_map(cfg)})
-    hashes = sorted({e.hash for e in cfg.exclude})
+    hashes = sorted({e.hash for e in exclude_lists(cfg)})
     con.execute("SET VARIABLE laion_hashes = $hashes", {"hashes": hashes})
     con.execute(load_sql("laion_source.sql"))
     if not cfg.exclude:
@@ -128,92 +117,6 @@ def _filter_params(cfg: MetadataConfig, files: list[str]) -> dict:
     }
 
 
-def describe(source: str | Sequence[str]) -> str:
-    """``source`` for a message: itself, or a list's first entry and how many more."""
-    if isinstance(source, str):
-        return source
-    items = list(source)
-    return items[0] + (f" (and {len(items) - 1} more)" if len(items) > 1 else "") if items else "[]"
-
-
-def source_files(cfg: MetadataConfig, remote: RemoteFiles | None = None) -> list[str]:
-    """The parquet files ``metadata.source`` names (brace ranges and globs expanded); each
-    remote file is asked for its size, so a missing or unreachable one fails here, naming its
-    URL, before DuckDB starts. Raises :class:`MetadataSourceNotFound` for a missing file,
-    :class:`MetadataError` for other bad input, ``RemoteSourceError`` for transient failures."""
-    if not cfg.source:
-        raise MetadataError("metadata.source is empty: give a parquet file, glob, URL or a list")
-    remote = remote if remote is not None else remote_files(cfg)
-    try:
-        files = rmt.expand(cfg.source, remote)
-        for f in files:
-            if is_remote(f):
-                remote.probe(f)  # type: ignore[union-attr]
-            elif not os.path.isfile(f):
-                raise FileNotFoundError(f"no parquet file {f!r}")
-    except (FileNotFoundError, rmt.RemoteNotFound) as exc:
-        raise MetadataSourceNotFound(f"metadata.source {describe(cfg.source)!r}: {exc}") from exc
-    except (ValueError, rmt.RemoteAccessDenied) as exc:
-        raise MetadataError(f"metadata.source: {exc}") from exc
-    return files
-
-
-def check_source(
-    con: duckdb.DuckDBPyConnection,
-    files: str | list[str],
-    columns: dict[str, str | None] | None = None,
-) -> list[str]:
-    """Files the source matches; raise :class:`MetadataError` naming a file and its missing
-    column(s), or :class:`MetadataSourceNotFound` when nothing matches."""
-    columns = columns or {c: c for c in LAION_COLUMNS}
-    if not files:
-        raise MetadataError("metadata.source is empty: give a parquet file, glob or URL")
-    try:
-        rows = con.execute(load_sql("source_columns.sql"), {"source": files}).fetchall()
-    except duckdb.IOException as exc:
-        if "No files found" in str(exc) or "No such file" in str(exc):
-            raise MetadataSourceNotFound(f"no parquet file matches {describe(files)!r}") from exc
-        raise MetadataError(f"cannot read parquet {describe(files)!r}: {_first_line(exc)}") from exc
-    if not rows:
-        raise MetadataSourceNotFound(f"no parquet file matches {describe(files)!r}")
-    for file_name, found in rows:
-        missing = [
-            c if src == c else f"{src} (for {c}, metadata.columns)"
-            for c, src in columns.items()
-            if src is not None and src not in set(found)
-        ]
-        if missing:
-            raise MetadataError(
-                f"{file_name}: missing column(s) {', '.join(missing)} "
-                f"(expected the LAION columns {', '.join(LAION_COLUMNS)} or a metadata.columns "
-                "mapping)"
-            )
-    return [r[0] for r in rows]
-
-
-def _stat(name: str) -> tuple:
-    try:
-        st = os.stat(name)
-        return (os.path.abspath(name), st.st_size, st.st_mtime_ns)
-    except OSError:
-        return (name,)
-
-
-def source_identity(source: str | Sequence[str]) -> list:
-    """Cheap identity of the input, known before the stage runs and without the network: path,
-    size and mtime of each local file (hashing a 1 GB LAION part would cost more than the
-    stage), or the URL itself for remote data."""
-    parts: list = []
-    for entry in rmt.entries(source):
-        if is_remote(entry):
-            parts.append(entry)
-        elif rmt.has_magic(entry):
-            parts += [_stat(n) for n in sorted(glob.glob(entry, recursive=True))] or [(entry,)]
-        else:
-            parts.append(_stat(entry))
-    return parts
-
-
 def _copy(con: duckdb.DuckDBPyConnection, sql_name: str, params: dict, out: Path) -> int:
     query = load_sql(sql_name).strip().rstrip(";")
     rows = con.execute(f"COPY ({query}) TO $out (FORMAT parquet)", {**params, "out": str(out)})
@@ -223,44 +126,9 @@ def _copy(con: duckdb.DuckDBPyConnection, sql_name: str, params: dict, out: Path
 def plan_metadata_stage(cfg: MetadataConfig, data_root: str) -> StagePlan:
     identity = {
         "source": source_identity(cfg.source),
-        "exclude": [source_identity(e.path) for e in cfg.exclude],
+        "exclude": [source_identity(e.path) for e in exclude_lists(cfg)],
     }
     return METADATA.plan(data_root, config=cfg, identity=identity)
-
-
-def _exclude_format(entry: ExcludeList) -> str:
-    if entry.format != "auto":
-        return entry.format
-    name = entry.path.lower().split("?", 1)[0]
-    return "parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv") else "text"
-
-
-def load_exclusions(con: duckdb.DuckDBPyConnection, cfg: MetadataConfig) -> None:
-    """Fill ``laion_exclude`` (sql/laion_source.sql) from ``metadata.exclude``; a list that
-    cannot be read is a :class:`MetadataError` naming it (its file, format and column)."""
-    for i, entry in enumerate(cfg.exclude):
-        fmt = _exclude_format(entry)
-        params = {"list": i, "hash": entry.hash, "path": entry.path}
-        if fmt != "text":
-            params["column"] = entry.column or ("URL" if entry.hash == "none" else entry.hash)
-        try:
-            con.execute(load_sql(EXCLUDE_SQL[fmt]), params)
-        except duckdb.Error as exc:
-            column = f", column {params['column']!r}" if "column" in params else ""
-            raise MetadataError(
-                f"metadata.exclude[{i}] {entry.path} ({fmt}{column}): {_first_line(exc)}"
-            ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """DuckDB's message in one line: for a filesystem error, the Python exception's own line
-    (``Type: message``) instead of the traceback DuckDB embeds."""
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    if "Traceback" in str(exc):
-        raised = [ln for ln in lines if not ln.startswith((" ", "LINE ", "^")) and ":" in ln]
-        if raised:
-            return raised[-1]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _read_error(cfg: MetadataConfig, remote: RemoteFiles | None, exc: duckdb.Error) -> Exception:
@@ -274,8 +142,8 @@ def _read_error(cfg: MetadataConfig, remote: RemoteFiles | None, exc: duckdb.Err
     if failure is not None:
         return failure
     if is_remote(cfg.source):
-        return RemoteSourceError(f"reading {describe(cfg.source)} failed: {_first_line(exc)}")
-    return MetadataError(f"{describe(cfg.source)}: query failed: {_first_line(exc)}")
+        return RemoteSourceError(f"reading {describe(cfg.source)} failed: {first_line(exc)}")
+    return MetadataError(f"{describe(cfg.source)}: query failed: {first_line(exc)}")
 
 
 def _copy_remote(con: duckdb.DuckDBPyConnection, files: list[str], out: Path) -> Path:
@@ -360,7 +228,7 @@ def run_metadata_stage(
                 "kept": kept,
                 "dropped": dropped,
                 "excluded_by_list": {
-                    e.path: int(per_list.get(i, 0)) for i, e in enumerate(cfg.exclude)
+                    e.path: int(per_list.get(i, 0)) for i, e in enumerate(exclude_lists(cfg))
                 },
                 "common_rows": common,
                 "common_requested": n_common,

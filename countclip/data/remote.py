@@ -134,7 +134,8 @@ class HTTPFileSystemForDuckDB(HTTPFileSystem):
         except Exception as exc:
             raise self._fail(url, exc) from exc
         if "Content-Length" not in headers:
-            raise self._fail(url, RemoteSourceError("the server sends no Content-Length"))
+            # deterministic: the file cannot be read by ranges (a ValueError is not retried)
+            raise self._fail(url, ValueError(f"{url}: the server sends no Content-Length"))
         info = {
             "name": url,
             "type": "file",
