@@ -185,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stop_on_signals() as stop:
         try:
             cfg = _config(args)  # a bad config fails before any server starts
+            from countclip.offline import apply_offline_env
             from countclip_flows.server import prefect_api
+
+            apply_offline_env(online=not cfg.synthetic)  # before the server: no telemetry
 
             with prefect_api():
                 result = run(args, cfg)

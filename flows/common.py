@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 from countclip.config import PipelineConfig
+from countclip.data.download.runner import clear_stop, request_stop
 from countclip.stage import LOCK_TIMEOUT_ENV
 from countclip.synthetic.stage import world_source, zero_shot_datasets
+from countclip_flows.interrupts import stop_on_signals
 from countclip_tasks.caching import bind
 from countclip_tasks.captions import captions_task
 from countclip_tasks.download import download_task
@@ -50,17 +53,34 @@ def apply_lock_timeout(seconds: float | None) -> None:
         os.environ[LOCK_TIMEOUT_ENV] = str(seconds)
 
 
+def _stoppable() -> contextlib.AbstractContextManager:
+    """SIGTERM (a worker cancelling a deployment run) stops the run's downloads at once and
+    bounds its shutdown; Prefect's own handler stays, so a cancel still ends as Cancelled.
+    Signal handling lives in the main thread only: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+    return stop_on_signals(own_handlers=False)
+
+
 @contextlib.contextmanager
 def world_context(cfg: PipelineConfig) -> Iterator[dict | None]:
-    """For synthetic configs: serve the world for the block and point the config at it.
+    """Every flow's frame: stoppable by a signal and, for synthetic configs, serving the world
+    for the block with the config pointed at it.
 
     Sets ``cfg.metadata.source`` (and ``cfg.evaluate.countbench`` and
     ``cfg.evaluate.zero_shot_datasets`` unless given) to the world's files; yields the world
     manifest, or None for real data.
     """
-    if not cfg.synthetic:
-        yield None
-        return
+    with _stoppable():
+        if not cfg.synthetic:
+            yield None
+            return
+        with _served_world(cfg) as world:
+            yield world
+
+
+@contextlib.contextmanager
+def _served_world(cfg: PipelineConfig) -> Iterator[dict]:
     with synthetic_world(cfg.world) as base_url:
         world = bind(world_task, cfg.data_root)(cfg.world, cfg.data_root, base_url)
         cfg.metadata.source = world_source(world)
@@ -69,6 +89,16 @@ def world_context(cfg: PipelineConfig) -> Iterator[dict | None]:
         if not cfg.evaluate.zero_shot_datasets:
             cfg.evaluate.zero_shot_datasets = zero_shot_datasets(world)
         yield world
+
+
+def _stop_and_wait(futures: list) -> None:
+    """Stop the downloads still running (they resume on a rerun) and wait for their tasks."""
+    request_stop("another download of the build failed")
+    try:
+        for future in futures:
+            future.wait()
+    finally:
+        clear_stop()
 
 
 def build_stages(cfg: PipelineConfig, runner: Runner = "default") -> dict:
@@ -86,7 +116,11 @@ def build_stages(cfg: PipelineConfig, runner: Runner = "default") -> dict:
     download = bind(download_task, root)
     counting_future = download.submit(captions, "counting", cfg.download, root)
     common_future = download.submit(captions, "common", cfg.download, root)
-    counting = counting_future.result()
+    try:
+        counting = counting_future.result()
+    except BaseException:
+        _stop_and_wait([common_future])  # never leave it downloading from a closing server
+        raise
     verified = bind(verify_task, root)(counting, cfg.verify, root)  # while "common" downloads
     common = common_future.result()
     lambdas = bind(lambdas_task, root)(verified, cfg.lambdas, root)
