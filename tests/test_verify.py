@@ -31,7 +31,7 @@ from countclip.data.verify.classical import ClassicalCounter
 from countclip.data.verify.counters import decide, dominant_count
 from countclip.data.verify.detector import DetectorWeightsMissing, TorchvisionCounter
 from countclip.data.verify.quality import verification_quality
-from countclip.data.verify.stage import DECISIONS_SCHEMA, run_verify_stage
+from countclip.data.verify.stage import DECISIONS_SCHEMA, plan_verify_stage, run_verify_stage
 from countclip.synthetic import COLOURS, NUMBER_WORDS, SHAPES, Scene, render_scene
 from countclip.training.shard_index import load_samples
 from countclip.training.stage import shards_of
@@ -240,8 +240,15 @@ def test_verify_keeps_what_the_image_shows_and_lambda_and_training_read_it(
     assert quality["counter_accuracy"] == 1.0
     assert quality["noise_before"] == pytest.approx(stats["dropped"] / len(rows), abs=1e-4)
     assert sum(c["samples"] for c in quality["per_count"].values()) == len(rows)
-    again = run_verify_stage(download, VerifyConfig(batch_size=64), str(tmp_path / "data"))
-    assert again == manifest  # batch size is speed only: the same stage, done
+    # batch size is speed only, the detector's settings do not concern the classical counter:
+    # the same stage, done
+    other = VerifyConfig(batch_size=64, detector="retinanet_resnet50_fpn", score_threshold=0.9)
+    assert run_verify_stage(download, other, str(tmp_path / "data")) == manifest
+    stricter = VerifyConfig(min_object_fraction=0.01)
+    assert (
+        plan_verify_stage(download, stricter, "x").fingerprint
+        != plan_verify_stage(download, VerifyConfig(), "x").fingerprint
+    )
 
 
 def test_counter_none_keeps_everything_and_the_flow_shape(tmp_path: Path) -> None:

@@ -264,12 +264,21 @@ def _weights_identity(cfg: VerifyConfig) -> dict[str, Any] | None:
     return {"weights": str(path), "size": stat and stat.st_size, "mtime": stat and stat.st_mtime}
 
 
+_SETTINGS = {
+    "none": ("counter",),
+    "classical": ("counter", "min_object_fraction"),
+    "torchvision": ("counter", "detector", "score_threshold", "weights"),
+}
+"""The settings each counter's decisions depend on: changing the detector's settings does not
+recompute a classical verification, nor anything downstream of it."""
+
+
 def plan_verify_stage(
     download_manifest: Mapping[str, Any], cfg: VerifyConfig, data_root: str
 ) -> StagePlan:
     return VERIFY.plan(
         data_root,
-        config=cfg,
+        config={name: getattr(cfg, name) for name in _SETTINGS[cfg.counter]},
         upstream={"download": download_manifest},
         identity=_weights_identity(cfg),
     )
