@@ -137,10 +137,16 @@ def _imports_of(module: str, tree: ast.AST) -> set[str]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
+            if not _in_package(base):
+                continue  # never look inside other packages (finding a name there imports it)
             for alias in node.names:
                 child = f"{base}.{alias.name}"
                 found.add(child if _is_module(child) else base)
-    return {name for name in found if name == ROOT_PACKAGE or name.startswith(ROOT_PACKAGE + ".")}
+    return {name for name in found if _in_package(name)}
+
+
+def _in_package(name: str) -> bool:
+    return name == ROOT_PACKAGE or name.startswith(ROOT_PACKAGE + ".")
 
 
 def _is_package(module: str) -> bool:

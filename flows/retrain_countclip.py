@@ -38,7 +38,7 @@ def retrain_countclip(
         evaluation = bind(evaluate_task, root)(
             model_ref_for(cfg, checkpoint, "candidate"), bench, cfg.evaluate, root
         )
-        promotion_set = freeze_promotion_set_task(data["counting"], root)
+        promotion_set = freeze_promotion_set_task(data["verified"], root)
     decision = promote_task(
         trained,
         promotion_set,
