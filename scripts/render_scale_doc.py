@@ -96,13 +96,27 @@ def dur(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def short(cmd: str) -> str:
+    """A process's command line as a few words: the program, or python's script or module."""
+    words = cmd.split()
+    if not words:
+        return "?"
+    prog = Path(words[0]).name
+    if not prog.startswith("python") or len(words) < 2:
+        return " ".join([prog, *words[1:2]])
+    if words[1] == "-m" and len(words) > 2:
+        return words[2]
+    if words[1].startswith("-"):
+        return f"python {words[1]}"
+    return Path(words[1]).name
+
+
 def load_note(entry: dict[str, Any]) -> str:
     before = entry["load_before"]["load_avg_1_5_15"][0]
     after = entry["load_after"]["load_avg_1_5_15"][0]
     busy = entry["load_before"]["busy_processes"] + entry["load_after"]["busy_processes"]
-    names = sorted({b["cmd"].split()[1] if " " in b["cmd"] else b["cmd"] for b in busy})
-    others = ", ".join(Path(x).name for x in names[:4]) or "none seen"
-    return f"load {before:.1f} → {after:.1f}; busy: {others}"
+    others = ", ".join(sorted({short(b["cmd"]) for b in busy})[:5]) or "none seen"
+    return f"load {before:.1f} → {after:.1f}; others busy: {others}"
 
 
 def projections(m: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
@@ -113,20 +127,24 @@ def projections(m: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
     p: dict[str, Any] = {}
     rows, parts = v["rows"], v["parts"]
     rows_part = rows / parts
-    # --- stage 1: DuckDB rows/s per thread, measured; 16 threads over parts (Dask: 1 each)
-    per_thread = meta["stage1_rows_per_s"] / meta["duckdb_threads"]
-    remote_factor = meta["remote_stage1"]["rows_per_s"] / meta["stage1_rows_per_s"]
-    p["meta_part_s"] = rows_part / (per_thread * remote_factor)
+    # Per-core rates from CPU seconds (all threads of the process): on a shared machine wall
+    # time measures the neighbours too, CPU time mostly the work.
+    p["rows_per_core"] = 1e6 / meta["stage1_cpu_us_per_row"]
+    p["remote_rows_per_core"] = 1e6 / meta["remote_stage1"]["cpu_us_per_row"]
+    p["captions_per_core"] = 1e3 / cap["candidates"]["parse_cpu_ms_per_caption"]
+    p["images_per_core"] = 1 / down["cpu_s_per_image"]
+    # --- stage 1: one part on one core (Dask: one DuckDB thread per part), remote read path
+    p["meta_part_s"] = rows_part / p["remote_rows_per_core"]
     bandwidth = v["network_gbit_s"] * 1e9 / 8
     p["meta_net_s"] = v["metadata_gb"] * 1e9 / bandwidth
-    # --- stage 2: spaCy captions/s per process, measured on the candidates set
+    # --- stage 2: one part's candidates on one core
     candidates = rows * v["candidate_share"]
     p["candidates"] = candidates
-    p["cap_part_s"] = candidates / parts / cap["candidates"]["parse_per_s"]
+    p["cap_part_s"] = candidates / parts / p["captions_per_core"]
     # --- Dask waves over parts (bench_dask's model): start + serial + ceil(P/W) x part
     part_s = p["meta_part_s"] + p["cap_part_s"]
     waves = math.ceil(parts / NODE_CORES)
-    fixed = dask["cluster_start_s"]["1"] + dask["serial_s"]
+    fixed = dask["cluster_start_s"]["1"] + dask["serial_cpu_s"]
     p["data_cpu_s"] = fixed + waves * part_s
     p["data_serial_1w_s"] = fixed + parts * part_s
     p["data_s"] = p["data_cpu_s"] + p["meta_net_s"]  # no overlap: an upper bound
@@ -135,7 +153,7 @@ def projections(m: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
     counting_urls = candidates * v["accept_share"]
     common_urls = 4.0 * candidates  # metadata.common_ratio in configs/laion400m.yaml
     urls = counting_urls + common_urls
-    cpu_rate = down["stage_images_per_s"] / down["processes"] * NODE_CORES
+    cpu_rate = p["images_per_core"] * NODE_CORES
     net_rate = v["img2dataset_urls_per_s_node"]
     rate = min(cpu_rate, net_rate)
     p.update(
@@ -144,7 +162,7 @@ def projections(m: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
         urls=urls,
         dl_cpu_rate=cpu_rate,
         dl_rate=rate,
-        dl_bound="network (img2dataset's published rate)" if net_rate <= cpu_rate else "CPU",
+        dl_bound="network" if net_rate <= cpu_rate else "CPU",
         dl_s=urls / rate,
         counting_images=counting_urls * v["download_success"],
         common_images=common_urls * v["download_success"],
@@ -190,36 +208,44 @@ def measured_table(m: dict[str, Any]) -> list[str]:
     remote = meta["remote_stage1"]
     vs_local = remote["rows_per_s"] / meta["stage1_rows_per_s"]
     f = train["flops"]
+    c = cap["candidates"]
     return [
-        "| stage | measured | rate here | engine that spreads it | while |",
-        "| --- | --- | --- | --- | --- |",
-        f"| 1 metadata | stage 1 on {n(meta['rows'])} local rows, {meta['duckdb_threads']} DuckDB "
-        f"threads | **{n(meta['stage1_rows_per_s'])} rows/s** (candidate query alone "
-        f"{n(meta['candidates_rows_per_s'])} rows/s, {meta['ratio_candidates_over_raw']:.2f}× a "
-        f"raw regexp count) | DuckDB threads; Dask workers over parts | {load_note(meta)} |",
-        f"| 1 metadata, remote | the same file over loopback HTTP (fsspec, ranges) | "
-        f"**{n(remote['rows_per_s'])} rows/s** ({vs_local:.2f}× local); fetched "
-        f"{remote['bytes_fetched_over_file']:.2f}× the file in "
-        f"{remote['requests']} requests | as above | same run |",
-        f"| 2 captions | spaCy parser, all rules, {n(cap['candidates']['n'])} candidate captions,"
-        f" 1 process | **{n(cap['candidates']['parse_per_s'])} captions/s** | Dask workers over "
-        f"parts (one process each) | {load_note(cap)} |",
+        "| stage | measured | wall rate here | CPU cost → rate per core | engine that spreads it "
+        "| load while measured |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| 1 metadata | stage 1, {n(meta['rows'])} local rows, {meta['duckdb_threads']} DuckDB "
+        f"threads | {n(meta['stage1_rows_per_s'])} rows/s (the candidate query alone "
+        f"{meta['ratio_candidates_over_raw']:.2f}× a raw regexp count) | "
+        f"{meta['stage1_cpu_us_per_row']:.2f} µs/row → **{n(1e6 / meta['stage1_cpu_us_per_row'])}"
+        f" rows/s** | DuckDB threads; Dask workers over parts | {load_note(meta)} |",
+        f"| 1 metadata, remote | the same file over loopback HTTP (fsspec, Range requests) | "
+        f"{n(remote['rows_per_s'])} rows/s ({vs_local:.2f}× local); fetched "
+        f"{remote['bytes_fetched_over_file']:.2f}× the file in {remote['requests']} requests | "
+        f"{remote['cpu_us_per_row']:.2f} µs/row (with the server's threads) → "
+        f"**{n(1e6 / remote['cpu_us_per_row'])} rows/s** | as above | same run |",
+        f"| 2 captions | spaCy parser, all rules, {n(c['n'])} candidate captions, 1 process | "
+        f"{n(c['parse_per_s'])} captions/s | {c['parse_cpu_ms_per_caption']:.3f} ms/caption → "
+        f"**{n(1e3 / c['parse_cpu_ms_per_caption'])} captions/s** | Dask workers over parts | "
+        f"{load_note(cap)} |",
         f"| 3 download | {n(down['urls'])} URLs from the loopback image server, "
         f"{down['processes']} processes × {down['threads']} threads | "
-        f"**{down['stage_images_per_s']:.0f} images/s** (stage/raw img2dataset "
-        f"{down['ratio_stage_over_cli']:.2f}) | img2dataset distributor: multiprocessing on one "
-        f"node; pyspark or ray across nodes | {load_note(down)} |",
+        f"{down['stage_images_per_s']:.0f} images/s (stage / raw img2dataset "
+        f"{down['ratio_stage_over_cli']:.2f}) | {down['cpu_s_per_image'] * 1e3:.1f} ms/image → "
+        f"**{n(1 / down['cpu_s_per_image'])} images/s** (resize + encode; no real network) | "
+        f"img2dataset distributor: multiprocessing on a node; pyspark or ray across nodes | "
+        f"{load_note(down)} |",
         f"| 5 training | tiny model, batch {train['batch']}, CPU, {train['threads']} threads | "
-        f"**{train['step_samples_per_s']:.0f} samples/s** (CountCLIP step "
-        f"{train['ratio_countclip_over_clip']:.2f}× a plain CLIP step) | torchrun DDP | "
+        f"{train['step_samples_per_s']:.0f} samples/s (CountCLIP step "
+        f"{train['ratio_countclip_over_clip']:.2f}× a plain CLIP step) | — | torchrun DDP | "
         f"{load_note(train)} |",
-        f"| 5 training | {f['model']} FLOPs, counted (no GPU here) | "
-        f"**{f['image_fwd_gflops']:.2f} GFLOP/image, {f['text_row_fwd_gflops']:.2f} GFLOP/text "
-        f"row** forward | torchrun DDP | — |",
+        f"| 5 training | {f['model']} forward FLOPs, counted (no GPU here) | — | "
+        f"**{f['image_fwd_gflops']:.2f} GFLOP per image, {f['text_row_fwd_gflops']:.2f} GFLOP "
+        f"per {f['text_context']}-token text row** | torchrun DDP | — |",
         f"| 1+2 scale-out | {dask['parts']} parts × {n(dask['rows_per_part'])} rows, 1 vs 2 Dask "
         f"workers | **{dask['speedup_work_2_over_1']:.2f}× speed-up** of the work "
-        f"({dask['work_s']['1']:.1f} s → {dask['work_s']['2']:.1f} s; whole run incl. cluster "
-        f"start {dask['speedup_wall_2_over_1']:.2f}×) | Dask LocalCluster | {load_note(dask)} |",
+        f"({dask['work_s']['1']:.1f} s → {dask['work_s']['2']:.1f} s; with cluster start "
+        f"{dask['speedup_wall_2_over_1']:.2f}×) | one part {dask['part_cpu_s_median']:.2f} s "
+        f"CPU, serial {dask['serial_cpu_s']:.2f} s CPU | Dask LocalCluster | {load_note(dask)} |",
     ]
 
 
@@ -230,9 +256,12 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     mach = meta["machine"]
     g = v["paper_gpu"]
     f = train["flops"]
-    per_thread = meta["stage1_rows_per_s"] / meta["duckdb_threads"]
     remote_factor = meta["remote_stage1"]["rows_per_s"] / meta["stage1_rows_per_s"]
-    dask_serial_share = dask["serial_s"] / dask["work_s"]["1"]
+    serial_cpu, part_cpu = dask["serial_cpu_s"], dask["part_cpu_s_median"]
+    dask_serial_share = serial_cpu / (serial_cpu + dask["parts"] * part_cpu)
+    amdahl_16 = 1 / (dask_serial_share + (1 - dask_serial_share) / NODE_CORES)
+    load_dask = dask["load_before"]["load_avg_1_5_15"][0]
+    waves = math.ceil(v["parts"] / NODE_CORES)
     out: list[str] = []
     w = out.append
     w("# Scale plan: the full LAION-400M-sized run")
@@ -253,17 +282,22 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     out += measured_table(m)
     w("")
     w(
-        f"Scale-out of the data stages (bench_dask): with one worker the serial part of the work "
-        f"(scheduling, gathering, the caption merge) is {dask['serial_s']:.1f} s of "
-        f"{dask['work_s']['1']:.1f} s ({dask_serial_share:.0%}); one part of "
-        f"{n(dask['rows_per_part'])} rows takes {dask['part_s_median']:.2f} s; starting the "
-        f"cluster and warming its workers takes {dask['cluster_start_s']['1']:.1f} s. "
-        f"Amdahl's law with that serial share bounds the speed-up on {NODE_CORES} workers at "
-        f"1 / ({dask_serial_share:.3f} + {1 - dask_serial_share:.3f}/{NODE_CORES}) = "
-        f"{1 / (dask_serial_share + (1 - dask_serial_share) / NODE_CORES):.1f}× for these small "
-        "parts; real parts are ~100× larger, so the serial share shrinks accordingly "
-        "(projection below). The 2-worker speed-up was measured on 2 cores that other "
-        "processes were also using, so it understates what 2 idle cores give."
+        f"Scale-out of the data stages (bench_dask, {dask['parts']} parts of "
+        f"{n(dask['rows_per_part'])} rows): measured in wall time, 2 workers against 1 gave "
+        f"**{dask['speedup_work_2_over_1']:.2f}×** on the work (cluster start excluded) at load "
+        f"{load_dask:.1f} on {mach['cpus_usable']} cores: with the cores already oversubscribed "
+        "by other processes, a second worker cannot get a core of its own, so this number says "
+        "more about the neighbours than about Dask; re-run it on a quiet machine. In CPU "
+        f"seconds, which the load hardly changes: one part costs {part_cpu:.2f} s in its "
+        f"worker, and the serial part (scheduler, gathering, the caption merge, in the client "
+        f"process) {serial_cpu:.2f} s, a serial share of {dask_serial_share:.1%} of the work. "
+        f"Amdahl's law then bounds {NODE_CORES} workers at 1 / ({dask_serial_share:.3f} + "
+        f"{1 - dask_serial_share:.3f}/{NODE_CORES}) = **{amdahl_16:.1f}×** for these parts; "
+        "with parts the size of LAION's (100× the rows) the serial share shrinks further, and "
+        f"the limit is the granularity: {v['parts']} parts on {NODE_CORES} workers run in "
+        f"{waves} waves, {v['parts'] / waves:.0f}× the one-worker rate at best. Starting the "
+        f"cluster and warming its workers took {dask['cluster_start_s']['1']:.1f} s (1 worker) "
+        f"and {dask['cluster_start_s']['2']:.1f} s (2 workers) here."
     )
     w("")
     w("## 2. The workload")
@@ -305,7 +339,7 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     )
     w(
         f"| 3 download | img2dataset, multiprocessing, {NODE_CORES} processes | {n(p['urls'])} "
-        f"URLs at {n(p['dl_rate'])}/s ({p['dl_bound']}-bound) | **{dur(p['dl_s'])}** |"
+        f"URLs at {n(p['dl_rate'])}/s ({p['dl_bound']}-bound, see below) | **{dur(p['dl_s'])}** |"
     )
     w("| 4 λ | DuckDB over the shards' parquet | one small query | seconds |")
     w(
@@ -325,29 +359,31 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     w("### The arithmetic")
     w("")
     w(
-        f"- **Stage 1, one part**: {n(v['rows'] / v['parts'])} rows ÷ ({n(per_thread)} rows/s per "
-        f"DuckDB thread measured × {remote_factor:.2f} for the remote read path) = "
-        f"{p['meta_part_s']:.0f} s of CPU. The network part: {v['metadata_gb']} GB ÷ "
-        f"{v['network_gbit_s']} Gbit/s = {dur(p['meta_net_s'])} for all parts (a remote part's "
-        "mapped columns are copied once, then scanned three times locally)."
+        f"- **Stage 1, one part**: {n(v['rows'] / v['parts'])} rows ÷ "
+        f"{n(p['remote_rows_per_core'])} rows/s per core (the remote read path's CPU cost, "
+        f"measured; local parquet {n(p['rows_per_core'])}) = {p['meta_part_s']:.0f} s. The "
+        f"network: {v['metadata_gb']} GB ÷ {v['network_gbit_s']} Gbit/s = "
+        f"{dur(p['meta_net_s'])} for all parts (a remote part's mapped columns are copied once, "
+        "then scanned three times locally)."
     )
     w(
         f"- **Stage 2, one part**: {n(p['candidates'] / v['parts'])} candidates ÷ "
-        f"{n(m['captions']['candidates']['parse_per_s'])} captions/s = {p['cap_part_s']:.0f} s."
+        f"{n(p['captions_per_core'])} captions/s per core = {p['cap_part_s']:.0f} s."
     )
     w(
         f"- **Dask over parts**: {v['parts']} parts on {NODE_CORES} workers = {p['waves']} waves; "
         f"start + serial ({p['fixed_s']:.0f} s, bench_dask) + {p['waves']} × "
-        f"{p['part_s']:.0f} s = {dur(p['data_cpu_s'])} of CPU (one worker: "
-        f"{dur(p['data_serial_1w_s'])}: {p['data_serial_1w_s'] / p['data_cpu_s']:.1f}×), plus "
+        f"{p['part_s']:.0f} s = {dur(p['data_cpu_s'])} (one worker would take "
+        f"{dur(p['data_serial_1w_s'])}, {p['data_serial_1w_s'] / p['data_cpu_s']:.1f}× as "
+        "long), plus "
         f"{dur(p['meta_net_s'])} of network if none of it overlaps = {dur(p['data_s'])}. It "
         "assumes a part runs as fast beside 15 others as alone here (no memory-bandwidth or "
         "disk contention), and per-core rates from a loaded 2-core machine."
     )
     w(
-        f"- **Download**: CPU ceiling {n(m['download']['stage_images_per_s'])} images/s ÷ "
-        f"{m['download']['processes']} processes × {NODE_CORES} = {n(p['dl_cpu_rate'])}/s "
-        "(resize + encode, loopback, no network); img2dataset's published rate for a "
+        f"- **Download**: CPU ceiling {n(p['images_per_core'])} images/s per core × "
+        f"{NODE_CORES} = {n(p['dl_cpu_rate'])}/s (resize + encode, measured against the "
+        "loopback server: no DNS, no slow hosts); img2dataset's published rate for a "
         f"well-connected node {n(v['img2dataset_urls_per_s_node'])}/s; the smaller, "
         f"{n(p['dl_rate'])}/s: {n(p['urls'])} ÷ {n(p['dl_rate'])} = {dur(p['dl_s'])}."
     )
@@ -376,19 +412,26 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     )
     w("")
     if p["bottleneck"].startswith("download"):
+        each = p["common_draws"] / max(p["common_images"], 1)
+        smaller = (p["counting_urls"] + p["common_urls"] / 4) / p["urls"]
         w(
             f"- Most of it is the common sample: {n(p['common_urls'])} of {n(p['urls'])} URLs "
-            f"({p['common_urls'] / p['urls']:.0%}). Training draws common images "
-            f"{p['common_draws'] / max(p['common_images'], 1):.1f}× each at this size, so "
-            "`metadata.common_ratio` can fall (to 1.0: a quarter of the download) before the "
-            "common set repeats much more; that is a decision for the recipe, not the plan."
+            f"({p['common_urls'] / p['urls']:.0%}), from `metadata.common_ratio: 4.0`. Training "
+            f"draws each common image about {each:.1f} times at this size; with a ratio of 1.0 "
+            f"the download falls to about {smaller:.0%} and each common image is drawn about "
+            f"{each * 4:.0f} times. Whether that repetition "
+            "costs accuracy is a question for the recipe, not for this plan."
+        )
+        bound = (
+            "the CPU (resizing and encoding: more cores, or fewer pixels, help)"
+            if p["dl_bound"] == "CPU"
+            else "the network and the image hosts (DNS, slow servers), not the CPU: a fast DNS "
+            "resolver matters more than cores (img2dataset's README)"
         )
         w(
             "- It spreads across nodes with img2dataset's own distributors: "
             "`download.distributor: pyspark` or `ray` (a cluster of N nodes divides the time by "
-            "~N: the work is independent URL shards). On one node it is bound by the network "
-            "and the image hosts (DNS, slow servers), not the CPU: a fast DNS resolver matters "
-            "more than cores (img2dataset's README)."
+            f"~N: the work is independent URL shards). On one node it is bound by {bound}."
         )
     w(
         "- Stage 1's remote read runs through Python (fsspec) at "
@@ -426,9 +469,9 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     w("```")
     w(".venv/bin/python benchmarks/bench_metadata.py --full --remote --record")
     w(".venv/bin/python benchmarks/bench_captions.py --record")
-    w(".venv/bin/python benchmarks/bench_download.py --record")
+    w(".venv/bin/python benchmarks/bench_download.py --n 3000 --record")
     w(".venv/bin/python benchmarks/bench_train.py --flops ViT-B-32 --record")
-    w(".venv/bin/python benchmarks/bench_dask.py --parts 8 --rows 100000 --record")
+    w(".venv/bin/python benchmarks/bench_dask.py --parts 8 --rows 200000 --repeats 2 --record")
     w(".venv/bin/python scripts/render_scale_doc.py")
     w("```")
     w("")

@@ -34,14 +34,9 @@ LAION_SCHEMA = pa.schema(
         ("similarity", pa.float64()),
     ]
 )
-
-
 LAION_COLUMNS: tuple[str, ...] = tuple(LAION_SCHEMA.names)
-
-
 REQUIRED_COLUMNS = ("URL", "TEXT", "HEIGHT", "WIDTH", "similarity")
-
-
+"""The columns the LAION filters read: ``metadata.columns`` cannot map them to nothing."""
 EXCLUDE_SQL = {
     "text": "exclude_text.sql",
     "csv": "exclude_csv.sql",
@@ -65,10 +60,11 @@ def exclude_lists(cfg: MetadataConfig) -> list[ExcludeList]:
 def check_config(cfg: MetadataConfig) -> None:
     """What the config model leaves to the stage: every column the filters read has a source
     column, and the NSFW filter is off exactly when the source has no NSFW tags."""
-    absent = [c for c in REQUIRED_COLUMNS if c in cfg.columns and not cfg.columns[c]]  # type: ignore[index]
+    columns: dict[str, str | None] = dict(cfg.columns)
+    absent = [c for c in REQUIRED_COLUMNS if c in columns and not columns[c]]
     if absent:
         raise MetadataError(f"metadata.columns: {', '.join(absent)} must name a source column")
-    no_tags = "NSFW" in cfg.columns and cfg.columns["NSFW"] is None  # type: ignore[index]
+    no_tags = "NSFW" in columns and columns["NSFW"] is None
     if no_tags != (cfg.allowed_nsfw is None):
         raise MetadataError(
             "metadata.allowed_nsfw: null (no NSFW filter) goes with columns.NSFW: null (a "
@@ -78,7 +74,8 @@ def check_config(cfg: MetadataConfig) -> None:
 
 def column_map(cfg: MetadataConfig) -> dict[str, str | None]:
     """The source column of each LAION column (its own name unless ``metadata.columns`` says)."""
-    return {c: cfg.columns.get(c, c) for c in LAION_COLUMNS}  # type: ignore[call-overload]
+    columns: dict[str, str | None] = dict(cfg.columns)
+    return {c: columns.get(c, c) for c in LAION_COLUMNS}
 
 
 def remote_files(cfg: MetadataConfig) -> RemoteFiles | None:
