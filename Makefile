@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,dask]'
+	$(PY) -m pip install -q -e '.[dev,dask,ray]'
 	$(PY) -m pip uninstall -y -q dataclasses 2>/dev/null || true
 	$(PY) scripts/selfcheck.py
 	touch $(STAMP)

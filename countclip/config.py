@@ -172,8 +172,9 @@ class DownloadConfig(StrictModel):
     )
     number_sample_per_shard: int = Field(1000, ge=1)
     distributor: Literal["multiprocessing", "pyspark", "ray"] = speed(
-        "multiprocessing", "img2dataset distributor: where the download processes run"
-    )
+        "multiprocessing", "img2dataset distributor: where the download processes run")  # fmt: skip
+    ray_address: str | None = speed(None, "distributor=ray: None = a local cluster of "
+        "processes_count CPUs per pass; 'auto' or 'host:port' = a running cluster")  # fmt: skip
     stall_timeout: float = speed(
         300.0,
         "seconds img2dataset may go without writing anything before the pass is stopped and "

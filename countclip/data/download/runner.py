@@ -18,17 +18,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from countclip.atomic import atomic_write_json
 from countclip.config import DownloadConfig
+from countclip.data.download.engines import CLUSTER_EXIT, ClusterUnreachable
 from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob, PassWatch
 from countclip.offline import OFFLINE_ENV
 from countclip.stage import Progress
@@ -112,7 +114,7 @@ def img2dataset_kwargs(
 _CHILD = """
 import ctypes, json, os, signal, sys, threading, time
 parent = int(sys.argv[2])
-def take_group_down(*_):  # img2dataset's pool workers share this process group
+def take_group_down(*_):  # img2dataset's pool workers, or the local Ray cluster, share the group
     os.killpg(0, signal.SIGKILL)
 signal.signal(signal.SIGTERM, take_group_down)
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -126,19 +128,43 @@ def watchdog():  # fallback: the handler needs the main thread back in the inter
 threading.Thread(target=watchdog, daemon=True).start()
 with open(sys.argv[1]) as f:
     kwargs = json.load(f)
+engine = json.loads(sys.argv[3])
+if engine["distributor"] == "ray":  # img2dataset submits its shard tasks to the cluster joined here
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    joined = threading.Event()
+    def give_up(why):
+        print(f"COUNTCLIP_CLUSTER_ERROR {engine['setting']}: {why}", flush=True)
+        os._exit(engine["exit_status"])
+    def deadline():  # ray.init retries an address that does not answer for minutes
+        if not joined.wait(engine["connect_seconds"]):
+            give_up(f"no Ray cluster answered within {engine['connect_seconds']:g} s")
+    threading.Thread(target=deadline, daemon=True).start()
+    import ray
+    try:
+        ray.init(**engine["ray_init"])
+    except Exception as exc:
+        give_up(f"{type(exc).__name__}: {exc}")
+    joined.set()
 from img2dataset import download
 download(**kwargs)
 """
-"""The img2dataset child: nothing but img2dataset is imported (start-up is part of every pass)."""
+"""The img2dataset child: nothing but img2dataset (and the engine it runs on) is imported
+(start-up is part of every pass)."""
 
 
 def run_img2dataset(
-    job: PassJob, progress: Progress | None = None, span: tuple[float, float] = (0.0, 1.0)
+    job: PassJob,
+    progress: Progress | None = None,
+    span: tuple[float, float] = (0.0, 1.0),
+    engine: Mapping[str, Any] | None = None,
 ) -> float:
     """Run one img2dataset pass in a child process group; returns its wall seconds.
 
-    Raises :class:`DownloadStopped`, :class:`DownloadStalled`, ``DiskFullError`` or
-    :class:`DownloadError`; in every case the child's whole group is dead first.
+    ``engine`` (:func:`~countclip.data.download.engines.engine_setup`) says which cluster the
+    child starts or joins; None runs ``job.kwargs["distributor"]`` with nothing to set up.
+    Raises :class:`DownloadStopped`, :class:`DownloadStalled`, ``DiskFullError``,
+    ``ClusterUnreachable`` or :class:`DownloadError`; in every case the child's whole group
+    is dead first.
     """
     if reason := stop_requested():
         raise DownloadStopped(f"img2dataset {job.name} not started: {reason}")
@@ -150,7 +176,14 @@ def run_img2dataset(
     env = {**OFFLINE_ENV, **os.environ}  # albumentations' update check in every worker, wandb
     with open(watch.log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(args_path), str(os.getpid())],
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(args_path),
+                str(os.getpid()),
+                json.dumps(dict(engine or {"distributor": job.kwargs["distributor"]})),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -178,8 +211,20 @@ def run_img2dataset(
             _kill_group(proc)
             raise
     _kill_group(proc)  # the pool's workers share the child's group: none may outlive the pass
+    if proc.returncode == CLUSTER_EXIT and (why := _cluster_error(watch.log_path)):
+        raise ClusterUnreachable(f"img2dataset {job.name}: {why} (log {watch.log_path})")
     watch.finish(proc.returncode)
     return time.perf_counter() - start
+
+
+def _cluster_error(log_path: Path) -> str | None:
+    """The child's last word when it could not start or join its cluster, or None."""
+    with contextlib.suppress(OSError), open(log_path, "rb") as log:
+        log.seek(max(0, log.seek(0, os.SEEK_END) - 64_000))
+        lines = log.read().decode(errors="replace").splitlines()
+        marked = [ln for ln in lines if ln.startswith("COUNTCLIP_CLUSTER_ERROR ")]
+        return marked[-1].removeprefix("COUNTCLIP_CLUSTER_ERROR ") if marked else None
+    return None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

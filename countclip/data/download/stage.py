@@ -63,6 +63,7 @@ import pyarrow.parquet as pq
 
 from countclip.atomic import atomic_path, atomic_write_json
 from countclip.config import DownloadConfig
+from countclip.data.download.engines import ClusterUnreachable, check_cluster, engine_setup
 from countclip.data.download.results import (
     ERROR_CLASSES,
     ROW_COL,
@@ -87,6 +88,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ERROR_CLASSES",
+    "ClusterUnreachable",
     "DownloadError",
     "DownloadStalled",
     "DownloadStopped",
@@ -158,6 +160,7 @@ def download_urls(
             "DownloadConfig.disallowed_header_directives is empty: opt-outs "
             "(X-Robots-Tag noai, ...) must stay honoured"
         )
+    check_cluster(cfg)  # before anything is written
     input_parquet = Path(input_parquet).resolve()
     output_dir = Path(output_dir).resolve()
     additional = list(dict.fromkeys(additional_columns))
@@ -259,7 +262,8 @@ def download_urls(
             log_dir=output_dir / "logs",
             stall_timeout=cfg.stall_timeout,
         )
-        seconds = run_img2dataset(job, progress, (pass_no * span, (pass_no + 1) * span))
+        span_of_pass = (pass_no * span, (pass_no + 1) * span)
+        seconds = run_img2dataset(job, progress, span_of_pass, engine_setup(cfg))
         done = completed_shards(pass_dir)
         entry = pass_record(pass_no, pass_rows, done, total_shards, seconds)
         state["passes"] = [p for p in state["passes"] if p["pass"] != pass_no] + [entry]
@@ -380,4 +384,7 @@ def run_download_stage(
             },
         )
 
-    return plan_download_stage(source_manifest, table, cfg, data_root).run(build, progress)
+    plan = plan_download_stage(source_manifest, table, cfg, data_root)
+    if plan.completed() is None:
+        check_cluster(cfg)  # a bad cluster setting fails before the stage directory exists
+    return plan.run(build, progress)

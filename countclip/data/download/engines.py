@@ -1,0 +1,118 @@
+"""Where img2dataset's download processes run: its own ``distributor`` (multiprocessing on this
+machine, or Ray), and the checks that make a bad cluster setting fail before anything is written.
+
+Ray is the engine for a LAION-scale run on a cluster (docs/scale.md, "Distributed downloads",
+says why). img2dataset's ray distributor submits one Ray task per shard to whatever cluster the
+driver joined, so the img2dataset child (:mod:`countclip.data.download.runner`) calls
+``ray.init`` first, with what :func:`engine_setup` returns:
+
+- ``download.ray_address`` None: the child starts a **local** Ray cluster of
+  ``processes_count`` CPUs for the pass. Ray starts its processes (GCS, raylet, its workers)
+  as the child's descendants, in the child's process group, and asks the kernel to kill them
+  when their parent dies, so they go down with the pass, a ``kill -9`` of the caller included.
+- ``"auto"`` or ``"host:port"``: the child joins a running cluster (``ray start --head``);
+  its workers are not this process's to kill: a killed caller takes down its driver, and Ray
+  cancels that driver's tasks, but a worker busy with a shard may finish writing it. A rerun's
+  repair step redoes every shard that its ledger does not hold, so such a shard is redone.
+
+A shard task that dies with its worker (killed, out of memory) is re-executed by Ray itself
+(``max_retries``); a shard that fails inside img2dataset leaves no stats file and is re-queued
+by the stage's retry-failed pass as ``shard_failed``, like with multiprocessing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from typing import Any
+
+from countclip.config import DownloadConfig
+
+__all__ = ["CLUSTER_EXIT", "ClusterUnreachable", "check_cluster", "engine_setup"]
+
+CONNECT_SECONDS = 60.0
+"""How long the child may take to join a running Ray cluster (Ray itself retries for minutes)."""
+CLUSTER_EXIT = 75
+"""Exit status of an img2dataset child that could not join its cluster (EX_TEMPFAIL)."""
+PROBE_SECONDS = 5.0
+"""TCP connect timeout of the preflight check of ``download.ray_address``."""
+LOCAL_OBJECT_STORE_BYTES = 256 << 20
+"""A local cluster's object store: tasks carry a small pickled downloader, not images (Ray's
+default, 30 % of the RAM, reserves shared memory a shared machine needs elsewhere)."""
+
+
+class ClusterUnreachable(ValueError):
+    """The cluster a distributed download should run on cannot be used: a setting is wrong
+    (a ValueError, so no task retry repeats it), the message names it."""
+
+
+def engine_setup(cfg: DownloadConfig) -> dict[str, Any]:
+    """What the img2dataset child needs to start or join its engine (JSON data)."""
+    if cfg.distributor != "ray":
+        return {"distributor": cfg.distributor}
+    init: dict[str, Any] = {"logging_level": "WARNING", "configure_logging": True}
+    if cfg.ray_address is None:
+        init |= {
+            "num_cpus": cfg.processes_count,
+            "include_dashboard": False,
+            "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
+        }
+    else:
+        init["address"] = cfg.ray_address
+    return {
+        "distributor": "ray",
+        "ray_init": init,
+        "connect_seconds": CONNECT_SECONDS,
+        "exit_status": CLUSTER_EXIT,
+        "setting": f"download.ray_address={cfg.ray_address!r}",
+    }
+
+
+def check_cluster(cfg: DownloadConfig) -> None:
+    """Raise :class:`ClusterUnreachable` (naming the setting) unless the engine can be used:
+    Ray installed, and ``download.ray_address`` resolving to something that accepts a
+    connection. Called before a stage writes anything; the child checks again when it joins."""
+    if cfg.distributor != "ray":
+        if cfg.ray_address is not None:
+            raise ClusterUnreachable(
+                f"download.ray_address={cfg.ray_address!r} is set but download.distributor is "
+                f"{cfg.distributor!r}: set download.distributor=ray, or drop ray_address"
+            )
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise ClusterUnreachable(
+            "download.distributor=ray needs Ray in this environment: pip install 'countclip[ray]'"
+        )
+    if cfg.ray_address is None:
+        return
+    host, port = _resolve(cfg.ray_address)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise ClusterUnreachable(
+            f"download.ray_address={cfg.ray_address!r}: no Ray cluster answers at {host}:{port} "
+            f"({exc.strerror or exc}). Start one (`ray start --head`), fix the address, or set "
+            "download.ray_address to null for a local cluster"
+        ) from exc
+
+
+def _resolve(address: str) -> tuple[str, int]:
+    """host and port of ``address`` as ``ray.init`` would resolve it ("auto": ``RAY_ADDRESS``,
+    then the cluster ``ray start`` last started on this machine)."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    if "://" in address:  # ray:// is Ray Client: another protocol, untested here
+        raise ClusterUnreachable(
+            f"download.ray_address={address!r}: expected 'auto' or the head's 'host:port' "
+            "(its GCS, port 6379 unless `ray start --port` said otherwise)"
+        )
+    try:
+        resolved = canonicalize_bootstrap_address_or_die(address)
+    except (ConnectionError, ValueError) as exc:
+        raise ClusterUnreachable(f"download.ray_address={address!r}: {exc}") from exc
+    host, _, port = resolved.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterUnreachable(
+            f"download.ray_address={address!r}: expected 'auto' or the head's 'host:port'"
+        )
+    return host.strip("[]"), int(port)
