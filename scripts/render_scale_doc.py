@@ -50,7 +50,7 @@ REAL_DATA = [
     "backoff.",
     "",
     "Re-LAION's columns differ from LAION-400M's; `metadata.columns` maps them, in SQL "
-    "(`sql/laion_source.sql`, the names bound as values):",
+    "(`countclip/sql/laion_source.sql`, the names bound as values):",
     "",
     "| LAION-400M | Re-LAION (as configured) | status |",
     "| --- | --- | --- |",
