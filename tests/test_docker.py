@@ -120,7 +120,7 @@ def command_problems(instructions: list[Instruction], repo: Path) -> list[str]:
 
 def shadow_problems(instructions: list[Instruction], repo: Path) -> list[str]:
     """Prefect puts the working directory first on sys.path when it loads a flow: a folder there
-    named like an installed package hides it (and ``countclip.sql``, which lives in sql/)."""
+    named like an installed package hides it."""
     workdir, problems = instructions[-1].workdir, []
     for copy in copies(instructions):
         if copy.instruction.stage != instructions[-1].stage or not copy.from_context:
@@ -173,7 +173,7 @@ def test_the_image_installs_a_wheel_and_checks_it(dockerfile: list[Instruction])
     assert installs and not any(" -e" in r or "--editable" in r for r in installs), installs
     assert "python scripts/selfcheck.py" in runs
     copied = {s for c in copies(dockerfile) for s in c.sources}
-    assert {"sql", "countclip", "tasks", "flows"} <= copied  # the wheel needs all four
+    assert {"countclip", "tasks", "flows"} <= copied  # the wheel needs all three
 
 
 BROKEN = """\
@@ -254,4 +254,4 @@ def test_image_workdir_loads_every_deployment_flow(dockerfile, tmp_path: Path) -
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result["flows"]) == set(entrypoints)
     assert Path(result["countclip"]).is_relative_to(site), result["countclip"]
-    assert result["query"] == (REPO / "sql" / "candidates.sql").read_text()
+    assert result["query"] == (REPO / "countclip" / "sql" / "candidates.sql").read_text()

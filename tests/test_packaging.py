@@ -64,7 +64,7 @@ def test_wheel_holds_the_queries_and_no_generic_names(wheel: Path) -> None:
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"countclip", "countclip_tasks", "countclip_flows"}
     sql = {Path(n).name for n in names if n.startswith("countclip/sql/")}
-    assert {p.name for p in (REPO / "sql").glob("*.sql")} <= sql
+    assert {p.name for p in (REPO / "countclip" / "sql").glob("*.sql")} <= sql
 
 
 @pytest.mark.slow

@@ -171,9 +171,6 @@ def _package_copy(tmp_path: Path) -> Path:
     shutil.copytree(
         REPO / "countclip", site / "countclip", ignore=shutil.ignore_patterns("__pycache__")
     )
-    shutil.copytree(
-        REPO / "sql", site / "countclip" / "sql", ignore=shutil.ignore_patterns("__pycache__")
-    )
     return site
 
 

@@ -1,8 +1,8 @@
-"""The DuckDB queries of the pipeline, shipped inside the package as ``countclip.sql``.
+"""The DuckDB queries of the pipeline (``countclip/sql/*.sql``), shipped as package data.
 
-Every value is a bound parameter (``$name``); no query is built by string formatting. In the
-repository the files live in the top-level ``sql/`` folder, which setuptools installs as this
-package, so an installed wheel finds them exactly as a checkout does.
+Every value is a bound parameter (``$name``); no query is built by string formatting. The files
+live inside the package, so a checkout and an installed wheel find them the same way (and a
+checkout on ``sys.path`` never hides an installed package that has them).
 """
 
 from __future__ import annotations
