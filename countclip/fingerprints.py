@@ -5,9 +5,10 @@ A stage directory is named by :func:`fingerprint` of three things (see :mod:`cou
 * the **semantic** config: pydantic models are dumped with :func:`countclip.config.semantic_dump`,
   which leaves out speed-only settings (processes, threads, batch sizes for inference, device);
 * the upstream stages' fingerprints;
-* the **code version** of the stage (:func:`code_version`): a digest of the source of every
-  ``countclip`` module the stage's entry module imports, directly or not (imports inside
-  functions included), and of every ``sql/*.sql`` file those modules name. It is derived from
+* the **code version** of the stage (:func:`code_version`): a digest of the code (the syntax
+  tree without docstrings, comments and layout) of every ``countclip`` module the stage's
+  entry module imports, directly or not (imports inside functions included), and of every
+  ``sql/*.sql`` file those modules name. It is derived from
   the source, so no list of modules has to be kept up to date by hand: editing a module a stage
   runs gives the stage, and through the upstream fingerprints everything downstream of it, a new
   directory.
@@ -154,6 +155,22 @@ def _is_package(module: str) -> bool:
     return path is not None and path.name == "__init__.py"
 
 
+def _code_only(tree: ast.AST) -> str:
+    """The module's code without its docstrings, comments and layout: a reworded docstring
+    or a reformatted line does not move a stage, a changed statement or constant does."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
 def _sql_names(tree: ast.AST) -> set[str]:
     return {
         node.value
@@ -184,7 +201,7 @@ def stage_code(module: str) -> dict[str, str]:
             continue  # neither it nor what it imports (bookkeeping, config)
         source = path.read_bytes()
         tree = ast.parse(source, filename=str(path))
-        digests[name] = hashlib.sha256(source).hexdigest()
+        digests[name] = hashlib.sha256(_code_only(tree).encode()).hexdigest()
         sql_files |= _sql_names(tree)
         todo.extend(_imports_of(name, tree) - seen)
     for name in sorted(sql_files):
