@@ -3,7 +3,7 @@ CountBench, with the raw per-image predictions written to ``results/``.
 
     .venv/bin/python benchmarks/bench_counting.py --config configs/bench-counting.yaml \\
         --seeds 0 1 2 --countbench dev
-    .venv/bin/python benchmarks/render_results.py          # results/ -> docs/results.md
+    .venv/bin/python scripts/render_results.py          # results/ -> docs/results.md
 
 Seed s pretrains baseline s and fine-tunes every arm from it with seed s (the spread covers
 both). Checkpoints are selected on the counting validation split only.
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "cues": cue_rows(data, args.countbench),
         },
     )
-    print(f"wrote {out}; render with: python benchmarks/render_results.py")
+    print(f"wrote {out}; render with: python scripts/render_results.py")
     return 0
 
 

@@ -10,12 +10,13 @@ The benchmarks write scale.json (``--record``); see the "Regenerate" section of 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
+
+import generated_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -486,20 +487,5 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="fail if docs/scale.md is stale")
-    args = ap.parse_args()
-    text = render(*load())
-    if args.check:
-        if not DOC.is_file() or DOC.read_text() != text:
-            print(f"{DOC.relative_to(ROOT)} is stale: run scripts/render_scale_doc.py")
-            return 1
-        return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC.relative_to(ROOT)}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(generated_doc.main(lambda: {DOC: render(*load())}, __doc__))
