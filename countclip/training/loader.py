@@ -323,36 +323,15 @@ def build_train_loader(
     transform: Callable[[Image.Image], torch.Tensor],
     lambdas: Mapping[int, float] | None,
     *,
-    batch_size: int,
-    counting_fraction: float,
-    count_loss: str = "count_plus",
-    lambda_scale: float = 1.0,
-    seed: int = 0,
-    start_step: int = 0,
     steps: int,
-    rank: int = 0,
-    world_size: int = 1,
+    start_step: int = 0,
     workers: int = 0,
-    count_sampling_power: float = 1.0,
-    lambda_mean: float | None = None,
+    **batches: Any,
 ) -> DataLoader:
-    """Batches for steps ``start_step .. steps-1`` on this rank (``batch_size`` is per rank).
+    """Batches for steps ``start_step .. steps-1`` on this rank; ``batches`` are
+    :class:`TrainBatches`' keyword arguments (``batch_size`` is per rank).
 
     The returned loader's ``.dataset`` is the :class:`TrainBatches`.
     """
-    dataset = TrainBatches(
-        samples,
-        tokenizer,
-        transform,
-        lambdas,
-        batch_size,
-        counting_fraction,
-        count_loss,
-        lambda_scale,
-        seed,
-        rank,
-        world_size,
-        count_sampling_power,
-        lambda_mean,
-    )
+    dataset = TrainBatches(samples, tokenizer, transform, lambdas, **batches)
     return batch_loader(dataset, range(start_step, steps), workers)
