@@ -171,7 +171,7 @@ class DownloadConfig(StrictModel):
         1, ge=0, description="extra passes that re-queue only failed samples"
     )
     number_sample_per_shard: int = Field(1000, ge=1)
-    distributor: Literal["multiprocessing", "pyspark", "ray"] = speed(
+    distributor: Literal["multiprocessing", "ray"] = speed(
         "multiprocessing", "img2dataset distributor: where the download processes run")  # fmt: skip
     ray_address: str | None = speed(None, "distributor=ray: None = a local cluster of "
         "processes_count CPUs per pass; 'auto' or 'host:port' = a running cluster")  # fmt: skip

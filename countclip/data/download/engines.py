@@ -23,7 +23,10 @@ by the stage's retry-failed pass as ``shard_failed``, like with multiprocessing.
 from __future__ import annotations
 
 import importlib.util
+import os
+import secrets
 import socket
+from pathlib import Path
 from typing import Any
 
 from countclip.config import DownloadConfig
@@ -47,25 +50,42 @@ class ClusterUnreachable(ValueError):
 
 
 def engine_setup(cfg: DownloadConfig) -> dict[str, Any]:
-    """What the img2dataset child needs to start or join its engine (JSON data)."""
+    """What the img2dataset child needs to start or join its engine (JSON data), and under
+    ``env`` the environment defaults it needs (kept out of its command line: a token)."""
     if cfg.distributor != "ray":
-        return {"distributor": cfg.distributor}
+        return {"distributor": cfg.distributor, "env": {}}
     init: dict[str, Any] = {"logging_level": "WARNING", "configure_logging": True}
+    env = {"RAY_USAGE_STATS_ENABLED": "0"}
     if cfg.ray_address is None:
         init |= {
+            "address": "local",  # a new cluster, whatever RAY_ADDRESS says
             "num_cpus": cfg.processes_count,
             "include_dashboard": False,
             "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
         }
+        # Ray (>= 2.5x) guards a new local cluster with a token it would save to
+        # ~/.ray/auth_token; a pass's private cluster gets its own, written nowhere
+        env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     else:
         init["address"] = cfg.ray_address
+        if _token_available():  # Ray sends its token to a host:port only in token mode
+            env["RAY_AUTH_MODE"] = "token"
     return {
         "distributor": "ray",
         "ray_init": init,
         "connect_seconds": CONNECT_SECONDS,
         "exit_status": CLUSTER_EXIT,
         "setting": f"download.ray_address={cfg.ray_address!r}",
+        "env": env,
     }
+
+
+def _token_available() -> bool:
+    """Whether Ray would find a cluster token here (its variables, or ``ray start``'s file)."""
+    return (
+        bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))
+        or (Path.home() / ".ray" / "auth_token").is_file()
+    )
 
 
 def check_cluster(cfg: DownloadConfig) -> None:

@@ -130,7 +130,6 @@ with open(sys.argv[1]) as f:
     kwargs = json.load(f)
 engine = json.loads(sys.argv[3])
 if engine["distributor"] == "ray":  # img2dataset submits its shard tasks to the cluster joined here
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     joined = threading.Event()
     def give_up(why):
         print(f"COUNTCLIP_CLUSTER_ERROR {engine['setting']}: {why}", flush=True)
@@ -173,7 +172,9 @@ def run_img2dataset(
     atomic_write_json(args_path, job.kwargs)
     watch = PassWatch(job)
     start = time.perf_counter()
-    env = {**OFFLINE_ENV, **os.environ}  # albumentations' update check in every worker, wandb
+    engine = dict(engine or {"distributor": job.kwargs["distributor"]})
+    # defaults only: albumentations' update check in every worker, wandb, the engine's own
+    env = {**OFFLINE_ENV, **engine.pop("env", {}), **os.environ}
     with open(watch.log_path, "ab") as log:
         proc = subprocess.Popen(
             [
@@ -182,7 +183,7 @@ def run_img2dataset(
                 _CHILD,
                 str(args_path),
                 str(os.getpid()),
-                json.dumps(dict(engine or {"distributor": job.kwargs["distributor"]})),
+                json.dumps(engine),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -223,7 +224,12 @@ def _cluster_error(log_path: Path) -> str | None:
         log.seek(max(0, log.seek(0, os.SEEK_END) - 64_000))
         lines = log.read().decode(errors="replace").splitlines()
         marked = [ln for ln in lines if ln.startswith("COUNTCLIP_CLUSTER_ERROR ")]
-        return marked[-1].removeprefix("COUNTCLIP_CLUSTER_ERROR ") if marked else None
+        if not marked:
+            return None
+        why = marked[-1].removeprefix("COUNTCLIP_CLUSTER_ERROR ")
+        if any("InvalidAuthToken" in ln for ln in lines):
+            why += "; the cluster wants Ray's token: RAY_AUTH_TOKEN or ~/.ray/auth_token"
+        return why
     return None
 
 
