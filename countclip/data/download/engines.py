@@ -7,13 +7,15 @@ driver joined, so the img2dataset child (:mod:`countclip.data.download.runner`) 
 ``ray.init`` first, with what :func:`engine_setup` returns:
 
 - ``download.ray_address`` None: the child starts a **local** Ray cluster of
-  ``processes_count`` CPUs for the pass. Ray starts its processes (GCS, raylet, its workers)
-  as the child's descendants, in the child's process group, and asks the kernel to kill them
-  when their parent dies, so they go down with the pass, a ``kill -9`` of the caller included.
+  ``processes_count`` CPUs for the pass. Ray's services (GCS, raylet, agents) are the child's
+  descendants in its process group, with the kernel told to kill them when their parent dies;
+  Ray's workers get process groups of their own and exit when their raylet dies (measured:
+  within 2 s). So the cluster goes down with the pass, a ``kill -9`` of the caller included.
 - ``"auto"`` or ``"host:port"``: the child joins a running cluster (``ray start --head``);
-  its workers are not this process's to kill: a killed caller takes down its driver, and Ray
-  cancels that driver's tasks, but a worker busy with a shard may finish writing it. A rerun's
-  repair step redoes every shard that its ledger does not hold, so such a shard is redone.
+  its workers are not this process's to kill. A killed caller takes its driver down and Ray
+  ends that driver's tasks (measured on a local ``ray start`` cluster: their workers gone
+  within 1 s, no shard finished after). A shard that still finished would not be in the
+  pass's ledger, so a rerun redoes it.
 
 A shard task that dies with its worker (killed, out of memory) is re-executed by Ray itself
 (``max_retries``); a shard that fails inside img2dataset leaves no stats file and is re-queued
