@@ -1,8 +1,8 @@
 """Where img2dataset's download processes run: its own ``distributor`` (multiprocessing on this
 machine, or Ray), and the checks that make a bad cluster setting fail before anything is written.
 
-Ray is the engine for a LAION-scale run on a cluster (docs/scale.md, "Distributed downloads",
-says why). img2dataset's ray distributor submits one Ray task per shard to whatever cluster the
+Ray is the engine for a LAION-scale run on a cluster (docs/distributed-downloads.md says
+why). img2dataset's ray distributor submits one Ray task per shard to whatever cluster the
 driver joined, so the img2dataset child (:mod:`countclip.data.download.runner`) calls
 ``ray.init`` first, with what :func:`engine_setup` returns:
 
