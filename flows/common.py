@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from countclip.config import PipelineConfig
-from countclip.data.download.runner import clear_stop, request_stop
+from countclip.data.download.runner import clear_stop, request_stop, stop_requested
 from countclip.stage import LOCK_TIMEOUT_ENV
 from countclip.synthetic.stage import world_source, zero_shot_datasets
 from countclip_flows.interrupts import stop_on_signals
@@ -92,13 +92,18 @@ def _served_world(cfg: PipelineConfig) -> Iterator[dict]:
 
 
 def _stop_and_wait(futures: list) -> None:
-    """Stop the downloads still running (they resume on a rerun) and wait for their tasks."""
-    request_stop("another download of the build failed")
+    """Stop the downloads still running (they resume on a rerun) and wait for their tasks to
+    end; their own errors (stopped) are not the build's: the caller re-raises its own."""
+    ours = stop_requested() is None  # a signal may have asked already: leave that in place
+    if ours:
+        request_stop("another download of the build failed")
     try:
         for future in futures:
-            future.wait()
+            with contextlib.suppress(BaseException):  # the first failure is the one to raise
+                future.wait()
     finally:
-        clear_stop()
+        if ours:
+            clear_stop()
 
 
 def build_stages(cfg: PipelineConfig, runner: Runner = "default") -> dict:
