@@ -233,7 +233,7 @@ def measured_table(m: dict[str, Any]) -> list[str]:
         f"{down['stage_images_per_s']:.0f} images/s (stage / raw img2dataset "
         f"{down['ratio_stage_over_cli']:.2f}) | {down['cpu_s_per_image'] * 1e3:.1f} ms/image → "
         f"**{n(1 / down['cpu_s_per_image'])} images/s** (resize + encode; no real network) | "
-        f"img2dataset distributor: multiprocessing on a node; pyspark or ray across nodes | "
+        f"img2dataset distributor: multiprocessing on a node; Ray across nodes | "
         f"{load_note(down)} |",
         f"| 5 training | tiny model, batch {train['batch']}, CPU, {train['threads']} threads | "
         f"{train['step_samples_per_s']:.0f} samples/s (CountCLIP step "
@@ -431,7 +431,7 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
         )
         w(
             "- It spreads across nodes with img2dataset's own distributors: "
-            "`download.distributor: pyspark` or `ray` (a cluster of N nodes divides the time by "
+            "`download.distributor: ray` ([distributed-downloads.md](distributed-downloads.md); a cluster of N nodes divides the time by "
             f"~N: the work is independent URL shards). On one node it is bound by {bound}."
         )
     w(
