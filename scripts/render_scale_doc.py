@@ -431,7 +431,8 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
         )
         w(
             "- It spreads across nodes with img2dataset's own distributors: "
-            "`download.distributor: ray` ([distributed-downloads.md](distributed-downloads.md); a cluster of N nodes divides the time by "
+            "`download.distributor: ray` ([distributed-downloads.md](distributed-downloads.md); "
+            "a cluster of N nodes divides the time by "
             f"~N: the work is independent URL shards). On one node it is bound by {bound}."
         )
     w(
