@@ -89,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--countbench", choices=ex.COUNTBENCHES, default="dev")
     parser.add_argument("--arms", nargs="+", default=None, help="default: every arm")
+    parser.add_argument(
+        "--first-seed-only",
+        nargs="+",
+        default=[],
+        metavar="ARM",
+        help="arms run with the first seed only (ablation rows when CPU time is short; "
+        "run.json records which)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="fine-tunes in parallel")
     parser.add_argument("--name", default=None, help="experiment name (default: config name)")
     args = parser.parse_args(argv)
@@ -111,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if (out / "run.json").exists():
             raise SystemExit(f"{out}: the confirmatory CountBench was already run for {name}")
-    configs = {(a, s): ex.arm_config(cfg, arms[a], s) for a in arms for s in args.seeds}
+    ex.check_arms(args.first_seed_only, arms)
+    seeds_of = {a: args.seeds[:1] if a in args.first_seed_only else args.seeds for a in arms}
+    configs = {(a, s): ex.arm_config(cfg, arms[a], s) for a in arms for s in seeds_of[a]}
     data = ex.build_data(cfg, [c.verify for c in configs.values()])
     if args.countbench not in data["countbench"]:
         raise SystemExit(f"the world wrote no {args.countbench} CountBench")
@@ -123,9 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     base_cfg = ex.arm_config(cfg, {}, args.seeds[0])
     base_cfg.evaluate.zero_shot_datasets = zero_shot
     raw = []
+
+    def keep(row: dict) -> None:  # written as each finishes: a long run that dies keeps its rows
+        raw.append(row)
+        atomic_write_json(out / row["arm"] / f"seed-{row['seed']}.json", row)
+
     for seed, pre in baselines.items():
         ev = ex.evaluate(base_cfg, bench, "baseline", pre["outputs"]["checkpoint"], "test")
-        raw.append(raw_result("baseline", seed, args.countbench, ev, None))
+        keep(raw_result("baseline", seed, args.countbench, ev, None))
         print(f"baseline seed {seed}: CountBench {ev['stats']['accuracy']:.3f}", flush=True)
     split = args.countbench
     jobs = [
@@ -133,11 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         for (a, s), c in configs.items()
     ]
     for done in ex.parallel(_job, jobs, args.jobs):
-        raw.append(raw_result(done["arm"], done["seed"], split, done["evaluation"], done["train"]))
+        keep(raw_result(done["arm"], done["seed"], split, done["evaluation"], done["train"]))
         acc = done["evaluation"]["stats"]["accuracy"]
         print(f"{done['arm']} seed {done['seed']}: CountBench {acc:.3f}", flush=True)
-    for row in raw:
-        atomic_write_json(out / row["arm"] / f"seed-{row['seed']}.json", row)
     atomic_write_json(
         out / "run.json",
         {
@@ -149,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "arms_file_sha256": ex.file_sha(ex.ARMS_FILE),
             "arms": arms,
             "seeds": args.seeds,
+            "seeds_by_arm": seeds_of,
             **git,
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
