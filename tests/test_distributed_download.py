@@ -11,6 +11,7 @@ and always run.
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -51,6 +52,30 @@ def test_ray_settings_are_speed_only_and_checked(tmp_path):
         download_urls(tmp_path / "in.parquet", tmp_path / "out", bad)
     assert not (tmp_path / "out").exists()
     check_cluster(DownloadConfig())  # the default needs nothing
+
+
+def test_a_deep_tmpdir_moves_a_local_cluster_to_a_short_one(tmp_path, monkeypatch):
+    """Ray's sockets live under TMPDIR: a CI checkout's deep per-run TMPDIR made them longer
+    than AF_UNIX allows and the local cluster never started."""
+    deep = "/check/work/main/.pytest-tmp/run-22191/tmp"
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    assert engines.local_temp_dir("/tmp") is None
+    short = engines.local_temp_dir(deep)
+    assert short is not None and len(short) < len("/tmp") + 30
+    deep_dir = tmp_path / ("d" * 40)  # tempfile only takes a TMPDIR that exists
+    deep_dir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep_dir))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    assert engine_setup_init(DownloadConfig(distributor="ray"))["_temp_dir"] == short
+    assert "_temp_dir" not in engine_setup_init(
+        DownloadConfig(distributor="ray", ray_address="auto")
+    )
+    monkeypatch.setenv("RAY_TMPDIR", deep)  # the user's choice stands
+    assert "_temp_dir" not in engine_setup_init(DownloadConfig(distributor="ray"))
+
+
+def engine_setup_init(cfg: DownloadConfig) -> dict:
+    return engines.engine_setup(cfg)["ray_init"]
     with pytest.raises(ValidationError, match=r"distributor\n.*'multiprocessing' or 'ray'"):
         DownloadConfig(distributor="pyspark")  # Ray is the engine this project runs and tests
 
@@ -153,7 +178,9 @@ def _stats(out: Path) -> int:
 
 @needs_ray
 @pytest.mark.slow
-def test_ray_download_survives_a_killed_worker_and_a_killed_caller_every_sample_once(tmp_path):
+def test_ray_download_survives_a_killed_worker_and_a_killed_caller_every_sample_once(
+    tmp_path, monkeypatch
+):
     # 20 shards of 10; two URLs a shard time out (3 s), so each shard takes ~3 s: pass 0 lasts
     # long enough to kill a worker in it, and pass 1 (the flaky URLs and the timeouts again,
     # 3 shards) long enough to kill the caller in it
@@ -176,18 +203,28 @@ def test_ray_download_survives_a_killed_worker_and_a_killed_caller_every_sample_
     with ImageServer(WorldConfig(misbehave_fraction=0.0, slow_seconds=6.0)) as srv:
         _warm(srv)
         src = _counting_parquet(tmp_path / "in.parquet", srv.base_url, kinds, 70_000)
-        caller = subprocess.Popen(
-            [sys.executable, "-c", _CALLER, str(src), str(out), cfg.model_dump_json()],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # a TMPDIR as deep as a CI checkout's, where Ray's default sockets would not fit
+        deep_tmp = tmp_path / "tmp"
+        deep_tmp.mkdir()
+        assert len(str(deep_tmp)) > 40, "deep enough for Ray's sockets not to fit under it"
+        monkeypatch.setattr("tempfile.tempdir", str(deep_tmp))  # the rerun, in this process
+        caller_log = tmp_path / "caller.log"  # shown when the caller ends early
+        with caller_log.open("wb") as log:
+            caller = subprocess.Popen(
+                [sys.executable, "-c", _CALLER, str(src), str(out), cfg.model_dump_json()],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TMPDIR": str(deep_tmp)},
+            )
         root = psutil.Process(caller.pid)
 
         def wait_for(what: str, ready, seconds: float = 240):
             deadline = time.monotonic() + seconds
             while not (found := ready()):
-                assert caller.poll() is None, f"the caller ended before {what}"
+                if caller.poll() is not None:
+                    tail = caller_log.read_text(errors="replace")[-4000:]
+                    pytest.fail(f"the caller ended (rc {caller.returncode}) before {what}:\n{tail}")
                 assert time.monotonic() < deadline, f"timed out waiting for {what}"
                 time.sleep(0.1)
             return found

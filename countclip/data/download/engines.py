@@ -28,6 +28,7 @@ import importlib.util
 import os
 import secrets
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ PROBE_SECONDS = 5.0
 LOCAL_OBJECT_STORE_BYTES = 256 << 20
 """A local cluster's object store: tasks carry a small pickled downloader, not images (Ray's
 default, 30 % of the RAM, reserves shared memory a shared machine needs elsewhere)."""
+
+
+UNIX_SOCKET_PATH_MAX = 107
+"""Longest AF_UNIX socket path Linux accepts (``sun_path`` is 108 bytes with its NUL)."""
+_SESSION_SOCKET = "/ray/session_2026-12-01_10-15-33_123456_4194304/sockets/plasma_store"
+"""The longest socket path Ray puts under its temp dir (a session name with a 7-digit pid)."""
 
 
 class ClusterUnreachable(ValueError):
@@ -65,6 +72,8 @@ def engine_setup(cfg: DownloadConfig) -> dict[str, Any]:
             "include_dashboard": False,
             "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
         }
+        if (temp_dir := local_temp_dir()) is not None:
+            init["_temp_dir"] = temp_dir
         # Ray (>= 2.5x) guards a new local cluster with a token it would save to
         # ~/.ray/auth_token; a pass's private cluster gets its own, written nowhere
         env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
@@ -80,6 +89,23 @@ def engine_setup(cfg: DownloadConfig) -> dict[str, Any]:
         "setting": f"download.ray_address={cfg.ray_address!r}",
         "env": env,
     }
+
+
+def local_temp_dir(base: str | None = None) -> str | None:
+    """A temp dir for a local cluster when Ray's default would not work, else None.
+
+    Ray puts its sockets under ``$RAY_TMPDIR`` or ``$TMPDIR/ray``; a deep ``TMPDIR`` (a CI
+    checkout's per-run folder, say) makes a socket path longer than AF_UNIX allows and the
+    cluster fails to start with an error about a socket, not the folder. Then the pass's
+    cluster lives in a short per-user folder under /tmp instead (its session logs stay there,
+    as Ray's do in /tmp/ray).
+    """
+    if os.environ.get("RAY_TMPDIR"):
+        return None  # the user chose; Ray reports it if it is too long
+    base = base or tempfile.gettempdir()
+    if len(base) + len(_SESSION_SOCKET) <= UNIX_SOCKET_PATH_MAX:
+        return None
+    return f"/tmp/countclip-ray-{os.getuid()}"
 
 
 def _token_available() -> bool:
