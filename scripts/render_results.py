@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 DOC = REPO / "docs" / "results.md"
 CONTROL = "control"
+RECIPE = "countclip"
 ORDER = ("baseline", "control", "countclip")
 
 HEADER = """# Results
@@ -78,8 +79,9 @@ def _p(p: float) -> str:
 
 
 def _mean_sd(values: Sequence[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}"
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def _per_count_mean(per_seed: Sequence[dict]) -> dict[int, float]:
@@ -97,6 +99,20 @@ def _zero_shot(per_seed: Sequence[dict], task: str) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def _seeds(per_seed: Sequence[dict]) -> str:
+    return ", ".join(str(r["seed"]) for r in per_seed)
+
+
+def _versus(arm: Sequence[dict], reference: Sequence[dict]) -> tuple[str, str]:
+    """Δ of ``arm`` against ``reference`` with its 95% CI, and McNemar's p per shared seed."""
+    a, b, pvalues = paired(arm, reference)
+    if not a:
+        return "", ""
+    ci = paired_bootstrap_ci(a, b, seed=0)
+    delta = f"{100 * ci['diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
+    return delta, ", ".join(_p(p) for p in pvalues)
+
+
 def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, list]) -> str:
     arms = sorted(rows, key=lambda a: (ORDER.index(a) if a in ORDER else len(ORDER), a))
     tasks = sorted({t for per_seed in rows.values() for r in per_seed for t in r["zero_shot"]})
@@ -111,19 +127,15 @@ def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, li
         f"baseline s and fine-tunes from it). CountBench: {run['countbench_message']}; "
         "chance 11.1%.",
         "",
-        "| model | accuracy % (mean ± sd) | Δ vs control [95% CI] | McNemar p per seed "
+        "| model | seeds | accuracy % (mean ± sd) | Δ vs control [95% CI] | McNemar p per seed "
         "| worst count (acc. %) | " + " | ".join(f"zero-shot {t} (Δ)" for t in tasks) + " |",
-        "|---|---:|---:|---:|---:|" + "---:|" * len(tasks),
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(tasks),
     ]
     for arm in arms:
         per_seed = rows[arm]
         delta = pvals = ""
         if control is not None and arm != CONTROL:
-            a, b, pvalues = paired(per_seed, control)
-            if a:
-                ci = paired_bootstrap_ci(a, b, seed=0)
-                delta = f"{100 * ci['diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
-                pvals = ", ".join(_p(p) for p in pvalues)
+            delta, pvals = _versus(per_seed, control)
         per_count = _per_count_mean(per_seed)
         worst = min(per_count, key=per_count.get) if per_count else None
         zs = []
@@ -133,9 +145,19 @@ def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, li
             d = f" ({100 * (mine - ref):+.1f})" if mine is not None and ref is not None else ""
             zs.append(_pct(mine) + (d if arm != CONTROL else ""))
         lines.append(
-            f"| {arm} | {_mean_sd([r['accuracy'] for r in per_seed])} | {delta} | {pvals} | "
+            f"| {arm} | {_seeds(per_seed)} | {_mean_sd([r['accuracy'] for r in per_seed])} | "
+            f"{delta} | {pvals} | "
             f"{worst} ({_pct(per_count.get(worst))}) | " + " | ".join(zs) + " |"
         )
+    recipe = rows.get(RECIPE)
+    ablations = [a for a in arms if a not in (*ORDER, RECIPE)]
+    if recipe and ablations:
+        lines += ["", f"Ablations against the recipe (`{RECIPE}`), paired on the seeds both ran:",
+                  "", f"| model | seeds | Δ vs {RECIPE} [95% CI] | McNemar p per seed |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for arm in ablations:
+            delta, pvals = _versus(rows[arm], recipe)
+            lines.append(f"| {arm} | {_seeds(rows[arm])} | {delta} | {pvals} |")
     cues = run.get("cues") or {}
     if cues:
         lines += ["", "Cue-only baselines on the same CountBench (a classifier that sees only "
@@ -180,22 +202,21 @@ def readme_table(results: Path = RESULTS) -> str:
     run, rows = load(folder)
     control = rows.get(CONTROL)
     lines = [
-        f"{folder.parent.name}, {folder.name} CountBench, {len(run['seeds'])} seeds "
+        f"{folder.parent.name}, {folder.name} CountBench, seeds {run['seeds']} "
         f"(commit `{str(run.get('commit'))[:12]}`); chance 11.1%:",
         "",
-        "| model | CountBench accuracy % | Δ vs control [95% CI] |",
-        "|---|---:|---:|",
+        "| model | seeds | CountBench accuracy % | Δ vs control [95% CI] |",
+        "|---|---:|---:|---:|",
     ]
     for arm in ("baseline", *HEADLINE):
         if arm not in rows:
             continue
-        delta = ""
-        if control is not None and arm != CONTROL:
-            a, b, _ = paired(rows[arm], control)
-            if a:
-                ci = paired_bootstrap_ci(a, b, seed=0)
-                delta = f"{100 * ci['diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
-        lines.append(f"| {arm} | {_mean_sd([r['accuracy'] for r in rows[arm]])} | {delta} |")
+        delta = _versus(rows[arm], control)[0] if control is not None and arm != CONTROL else ""
+        per_seed = rows[arm]
+        lines.append(
+            f"| {arm} | {_seeds(per_seed)} | {_mean_sd([r['accuracy'] for r in per_seed])} "
+            f"| {delta} |"
+        )
     cues = run.get("cues") or {}
     if cues:
         best = max((c for c in cues if c != "all cues"), key=cues.get)
