@@ -18,7 +18,6 @@ ratio is how much a user pays for the engine that scales out, not a speed-up.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import sys
@@ -27,33 +26,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from countclip.config import DownloadConfig, WorldConfig
 from countclip.data.download.stage import download_urls
 from countclip.offline import apply_offline_env
-from countclip.synthetic import ImageServer, Scene, scene_url
+from countclip.synthetic import ImageServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import download_bench
 from scale_record import record, snapshot
 
 ENGINES = ("multiprocessing", "ray")
-
-
-def _parquet(path: Path, base_url: str, n: int) -> Path:
-    ids = list(range(100_000, 100_000 + n))
-    pq.write_table(
-        pa.table(
-            {
-                "SAMPLE_ID": ids,
-                "URL": [scene_url(base_url, Scene(i, 2 + i % 9, "star", "red")) for i in ids],
-                "TEXT": [f"img {i}" for i in ids],
-            }
-        ),
-        path,
-    )
-    return path
 
 
 def _run(src: Path, out: Path, cfg: DownloadConfig) -> tuple[float, int]:
@@ -63,31 +45,20 @@ def _run(src: Path, out: Path, cfg: DownloadConfig) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="URLs")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32)
-    parser.add_argument("--shard-size", type=int, default=250)
-    parser.add_argument("--record", action="store_true", help="store in benchmarks/results/")
-    args = parser.parse_args()
+    args = download_bench.parser(__doc__.splitlines()[0], n=2000, repeats=2).parse_args()
     before = snapshot()
     apply_offline_env()
-    base = DownloadConfig(
-        processes_count=args.processes,
-        thread_count=args.threads,
-        number_sample_per_shard=args.shard_size,
-        timeout=10.0,
-        retry_failed_passes=0,
-    )
+    base = download_bench.download_config(args, retry_failed_passes=0)
     full: dict[str, list[float]] = {e: [] for e in ENGINES}
     one: dict[str, list[float]] = {e: [] for e in ENGINES}
     work = Path(tempfile.mkdtemp(prefix="bench_distributed_"))
     try:
         with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
             urllib.request.urlopen(f"{srv.base_url}/img/1.jpg", timeout=30).read()
-            src = _parquet(work / "urls.parquet", srv.base_url, args.n)
-            small = _parquet(work / "one-shard.parquet", srv.base_url, args.shard_size)
+            src = download_bench.url_parquet(work / "urls.parquet", srv.base_url, args.n)
+            small = download_bench.url_parquet(
+                work / "one-shard.parquet", srv.base_url, args.shard_size
+            )
             for rep in range(args.repeats):
                 order = ENGINES if rep % 2 == 0 else ENGINES[::-1]
                 for engine in order:

@@ -16,7 +16,6 @@ CLI-like run is the like-for-like comparison; the in-process one shows the impor
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import shutil
@@ -28,34 +27,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from countclip.config import DownloadConfig, WorldConfig
+from countclip.config import WorldConfig
 from countclip.data.download.runner import img2dataset_kwargs
 from countclip.data.download.stage import run_download_stage
 from countclip.offline import apply_offline_env
-from countclip.synthetic import ImageServer, Scene, scene_url
+from countclip.synthetic import ImageServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import download_bench
 from scale_record import record, snapshot
-
-
-def _parquet(path: Path, base_url: str, n: int) -> Path:
-    ids = list(range(100_000, 100_000 + n))
-    urls = [scene_url(base_url, Scene(i, 2 + i % 9, "star", "red")) for i in ids]
-    pq.write_table(
-        pa.table(
-            {
-                "SAMPLE_ID": ids,
-                "URL": urls,
-                "TEXT": [f"img {i}" for i in ids],
-                "count": [2 + i % 9 for i in ids],
-            }
-        ),
-        path,
-    )
-    return path
 
 
 def _successes(folder: Path) -> int:
@@ -67,30 +49,20 @@ def _successes(folder: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="URLs")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32)
-    parser.add_argument("--shard-size", type=int, default=250)
-    parser.add_argument("--record", action="store_true", help="store in benchmarks/results/")
-    args = parser.parse_args()
+    args = download_bench.parser(__doc__.splitlines()[0], n=1000, repeats=1).parse_args()
     before = snapshot()
     apply_offline_env()
     from img2dataset import download
 
-    cfg = DownloadConfig(
-        processes_count=args.processes,
-        thread_count=args.threads,
-        number_sample_per_shard=args.shard_size,
-        timeout=10.0,
-    )
+    cfg = download_bench.download_config(args)
     work = Path(tempfile.mkdtemp(prefix="bench_download_"))
     cli_times, raw_times, stage_times, cli_cpu = [], [], [], []
     try:
         with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
             urllib.request.urlopen(f"{srv.base_url}/img/1.jpg", timeout=30).read()
-            src = _parquet(work / "counting.parquet", srv.base_url, args.n)
+            src = download_bench.url_parquet(
+                work / "counting.parquet", srv.base_url, args.n, with_count=True
+            )
             extra = ["SAMPLE_ID", "count"]
             for rep in range(args.repeats):
                 kwargs = img2dataset_kwargs(src, work / f"cli-{rep}", cfg, "URL", "TEXT", extra)
