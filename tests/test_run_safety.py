@@ -302,3 +302,43 @@ def test_kill_9_of_a_build_leaves_no_process_of_the_run(tmp_path: Path) -> None:
     os.kill(cli.pid, signal.SIGKILL)
     cli.wait(timeout=30)
     assert _survivors(cli.pid, known, grace=5) == []
+
+
+@pytest.mark.slow
+def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path: Path) -> None:
+    """The second build waits for the first at each stage's lock, then takes its cache hits:
+    one writer per stage directory, one world (shared by identity, not port), the same data."""
+    data = tmp_path / "data"
+    runs = []
+    for name in ("first", "second"):
+        out, log = tmp_path / f"{name}.json", tmp_path / f"{name}.log"
+        with open(out, "wb") as stdout, open(log, "wb") as stderr:
+            runs.append(
+                subprocess.Popen(
+                    [str(CLI), *BUILD, "--data-root", str(data), "--json"],
+                    stdout=stdout,
+                    stderr=stderr,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    cwd=REPO,
+                )
+            )
+        if name == "first":  # the second starts while the first downloads
+            _wait_for_a_finished_shard(runs[0], data, log)
+    codes = [run.wait(timeout=900) for run in runs]
+    logs = [(tmp_path / f"{n}.log").read_text() for n in ("first", "second")]
+    assert codes == [0, 0], logs[1][-3000:] + logs[0][-3000:]
+    assert "waiting for another run" in logs[1], logs[1][-3000:]
+    first, second = (_json_tail(tmp_path / f"{n}.json") for n in ("first", "second"))
+    for table in ("counting", "common"):
+        assert second[table]["fingerprint"] == first[table]["fingerprint"], table
+        assert second[table]["run_id"] == first[table]["run_id"], f"{table} was rebuilt"
+        assert second[table]["outputs"] == first[table]["outputs"], table
+    # one directory per stage: nothing written twice beside it
+    for stage in ("download-counting", "download-common"):
+        assert len([p for p in (data / stage).iterdir() if not p.name.startswith(".")]) == 1
+
+
+def _json_tail(path: Path) -> dict:
+    text = path.read_text()
+    return json.loads(text[text.index("{") :])
