@@ -233,7 +233,34 @@ def _cluster_error(log_path: Path) -> str | None:
     return None
 
 
+GROUP_EXIT_SECONDS = 30.0
+"""How long a killed pass waits for the rest of its group (the pool's workers) to be gone."""
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's group and return once no member of it runs any more.
+
+    Waiting for the leader is not enough: the pool's workers die when the kernel gets to them,
+    which on a loaded machine can be after the leader is reaped (measured: a CI run saw a
+    member alive right after the stalled pass raised). A caller that then resumes, or a test
+    that lists the group, must find it gone.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + GROUP_EXIT_SECONDS
+    while _group_running(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running (zombies are dead: they only
+    wait for a parent to reap them). Linux /proc; elsewhere False (nothing to wait on)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
