@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefect import task
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import Task
@@ -74,6 +75,17 @@ def _forget(data_root: str | os.PathLike[str], key: str) -> None:
 def stage_cache(plan: Callable[..., StagePlan]) -> CachePolicy:
     """The policy for a task running the library stage that ``plan`` identifies."""
     return StageCachePolicy(plan=plan)
+
+
+def stage_task(plan: Callable[..., StagePlan], name: str, **options: Any) -> Callable:
+    """Prefect's ``@task`` for a task that runs one library stage.
+
+    Its cache key is the stage's identity (``plan``) and its result is persisted (a cache hit
+    needs the stored manifest); no retries unless ``options`` ask for them (deterministic
+    stages fail the same way twice). Other ``options`` go to ``@task`` as they are.
+    """
+    options.setdefault("retries", 0)
+    return task(name=name, cache_policy=stage_cache(plan), persist_result=True, **options)
 
 
 def result_storage_for(data_root: str | os.PathLike[str]) -> Path:

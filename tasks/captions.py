@@ -3,8 +3,6 @@ merge of per-part caption stages (the Dask path)."""
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import CaptionConfig
 from countclip.data.captions.stage import (
     merge_caption_parts,
@@ -13,7 +11,7 @@ from countclip.data.captions.stage import (
     run_caption_stage,
 )
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 
 
 def _publish(manifest: dict) -> None:
@@ -33,13 +31,7 @@ def _publish(manifest: dict) -> None:
     artifacts.markdown("captions-summary", artifacts.manifest_markdown("Captions", manifest))
 
 
-@task(
-    name="captions",
-    task_run_name="captions",
-    cache_policy=stage_cache(plan_caption_stage),
-    persist_result=True,
-    retries=0,
-)
+@stage_task(plan_caption_stage, "captions", task_run_name="captions")
 def captions_task(metadata_manifest: dict, cfg: CaptionConfig, data_root: str) -> dict:
     """Deterministic: no retries; bad input (a missing column) fails at once."""
     progress = artifacts.ProgressReporter("captions-progress", "caption parsing")
@@ -49,13 +41,7 @@ def captions_task(metadata_manifest: dict, cfg: CaptionConfig, data_root: str) -
     return manifest
 
 
-@task(
-    name="merge-captions",
-    task_run_name="merge-captions",
-    cache_policy=stage_cache(plan_caption_merge),
-    persist_result=True,
-    retries=0,
-)
+@stage_task(plan_caption_merge, "merge-captions", task_run_name="merge-captions")
 def merge_captions_task(part_manifests: list[dict], data_root: str) -> dict:
     """One caption manifest from per-part ones."""
     manifest = merge_caption_parts(part_manifests, data_root)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from prefect import task
 from prefect.runtime import task_run
 
 from countclip.config import DownloadConfig
 from countclip.data.download.stage import plan_download_stage, run_download_stage
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries
 
 INJECT_ENV = "COUNTCLIP_INJECT_DOWNLOAD_FAILURES"
@@ -35,10 +34,9 @@ def _maybe_inject_failure(table: str) -> None:
         )
 
 
-@task(
-    name="download",
-    cache_policy=stage_cache(plan_download_stage),
-    persist_result=True,
+@stage_task(
+    plan_download_stage,
+    "download",
     task_run_name="download-{table}",
     **transient_retries(retries=3, backoff=2.0, jitter=0.5),
 )

@@ -9,14 +9,13 @@ from countclip.config import DownloadConfig, EvalConfig
 from countclip.evaluation.countbench import plan_countbench_stage, run_countbench_stage
 from countclip.evaluation.stage import plan_evaluation_stage, run_evaluation_stage
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries
 
 
-@task(
-    name="countbench",
-    cache_policy=stage_cache(plan_countbench_stage),
-    persist_result=True,
+@stage_task(
+    plan_countbench_stage,
+    "countbench",
     **transient_retries(retries=3, backoff=2.0, jitter=0.5),
 )
 def countbench_task(cfg: EvalConfig, download_cfg: DownloadConfig, data_root: str) -> dict:
@@ -37,13 +36,7 @@ def _per_count_rows(manifest: dict) -> list[dict]:
     ]
 
 
-@task(
-    name="evaluate",
-    cache_policy=stage_cache(plan_evaluation_stage),
-    persist_result=True,
-    retries=0,
-    task_run_name="evaluate-{model_ref[label]}",
-)
+@stage_task(plan_evaluation_stage, "evaluate", task_run_name="evaluate-{model_ref[label]}")
 def evaluate_task(
     model_ref: dict, countbench_manifest: dict, cfg: EvalConfig, data_root: str
 ) -> dict:

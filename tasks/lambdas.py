@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import LambdaConfig
 from countclip.data.lambdas import plan_lambda_stage, run_lambda_stage
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 
 
-@task(
-    name="lambdas",
-    task_run_name="lambdas",
-    cache_policy=stage_cache(plan_lambda_stage),
-    persist_result=True,
-    retries=0,
-)
+@stage_task(plan_lambda_stage, "lambdas", task_run_name="lambdas")
 def lambdas_task(download_manifest: dict, cfg: LambdaConfig, data_root: str) -> dict:
     """Deterministic arithmetic over local shards: no retries."""
     manifest = run_lambda_stage(download_manifest, cfg, data_root)

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import MetadataConfig
 from countclip.data.metadata import is_remote, plan_metadata_stage, run_metadata_stage
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries
 
 
-@task(
-    name="metadata",
-    task_run_name="metadata",
-    cache_policy=stage_cache(plan_metadata_stage),
-    persist_result=True,
-    retries=0,
-)
+@stage_task(plan_metadata_stage, "metadata", task_run_name="metadata")
 def metadata_task(cfg: MetadataConfig, data_root: str) -> dict:
     """Select counting candidates and a common (non-counting) sample from the source."""
     progress = artifacts.ProgressReporter("metadata-progress", "metadata scan")

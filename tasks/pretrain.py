@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import PretrainConfig
 from countclip.synthetic.pretrain import plan_pretrain_stage, run_pretrain_stage
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 
 
-@task(
-    name="pretrain-baseline",
-    cache_policy=stage_cache(plan_pretrain_stage),
-    persist_result=True,
-    retries=0,
-)
+@stage_task(plan_pretrain_stage, "pretrain-baseline")
 def pretrain_task(world_manifest: dict, cfg: PretrainConfig, data_root: str) -> dict:
     """Pretrain the baseline once per world + config (cached; a crashed run resumes)."""
     progress = artifacts.ProgressReporter("pretrain-progress", "pretraining the baseline CLIP")

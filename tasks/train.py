@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import TrainConfig
 from countclip.training.stage import plan_training, run_training
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 
 
-@task(
-    name="train",
-    cache_policy=stage_cache(plan_training),
-    persist_result=True,
-    retries=0,
-    task_run_name="train-{label}",
-)
+@stage_task(plan_training, "train", task_run_name="train-{label}")
 def train_task(
     counting_manifest: dict,
     common_manifest: dict,

@@ -7,20 +7,17 @@ retried: it fails before the stage writes anything, with the file's name.
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import VerifyConfig
 from countclip.data.verify.stage import plan_verify_stage, run_verify_stage
 from countclip_tasks import artifacts
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries
 
 
-@task(
-    name="verify",
+@stage_task(
+    plan_verify_stage,
+    "verify",
     task_run_name="verify",
-    cache_policy=stage_cache(plan_verify_stage),
-    persist_result=True,
     **transient_retries(retries=2, backoff=2.0, jitter=0.5),
 )
 def verify_task(download_manifest: dict, cfg: VerifyConfig, data_root: str) -> dict:

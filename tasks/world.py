@@ -9,23 +9,15 @@ stay cache hits.
 
 from __future__ import annotations
 
-from prefect import task
-
 from countclip.config import WorldConfig
 from countclip.synthetic.stage import plan_world_stage, run_world_stage
 from countclip.synthetic.stage import serve_world as synthetic_world
-from countclip_tasks.caching import stage_cache
+from countclip_tasks.caching import stage_task
 
 __all__ = ["synthetic_world", "world_task"]
 
 
-@task(
-    name="synthetic-world",
-    task_run_name="synthetic-world",
-    cache_policy=stage_cache(plan_world_stage),
-    persist_result=True,
-    retries=0,
-)
+@stage_task(plan_world_stage, "synthetic-world", task_run_name="synthetic-world")
 def world_task(world: WorldConfig, data_root: str, base_url: str) -> dict:
     """Write the world's metadata parquet parts, CountBench JSON and zero-shot sets."""
     return run_world_stage(world, data_root, base_url)
