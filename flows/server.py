@@ -30,7 +30,12 @@ from typing import Any
 
 import prefect
 from prefect.server.api.server import SubprocessASGIServer
-from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    get_current_settings,
+    temporary_settings,
+)
 
 PR_SET_PDEATHSIG = 1
 """``<linux/prctl.h>``: the signal the kernel sends a process when its parent thread exits."""
@@ -94,6 +99,25 @@ class OrphanFreeServer(SubprocessASGIServer):
         )
 
 
+STARTUP_SECONDS = 120
+"""How long the temporary server may take to start, unless
+``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` says otherwise. Prefect's 20 s is too
+short on 2 busy cores (measured: a demo started beside a running benchmark failed with
+"Timed out while attempting to connect to ephemeral Prefect API server")."""
+
+
+def _start(server: SubprocessASGIServer) -> None:
+    chosen = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ
+    seconds = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    if chosen or seconds >= STARTUP_SECONDS:
+        server.start()
+        return
+    with temporary_settings(
+        updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: STARTUP_SECONDS}
+    ):
+        server.start()
+
+
 @contextlib.contextmanager
 def prefect_api() -> Iterator[str]:
     """For the block, a Prefect API: the configured ``PREFECT_API_URL`` if there is one, else
@@ -108,11 +132,11 @@ def prefect_api() -> Iterator[str]:
         return
     server = OrphanFreeServer()  # port None: the instance SubprocessASGIServer() hands out
     if not isinstance(server, OrphanFreeServer):  # Prefect started its own before: keep it
-        server.start()
+        _start(server)
         yield server.api_url
         return
     try:
-        server.start()
+        _start(server)
     except BaseException:  # a signal while it starts: do not leave it running
         server.stop()
         raise
