@@ -33,4 +33,3 @@ def test_every_arm_is_a_valid_config() -> None:
         assert arm.train.seed == 2 and arm.pretrain.seed == 2, name
     assert experiment.arm_config(cfg, arms["control"], 0).train.count_loss == "none"
     assert experiment.arm_config(cfg, arms["countclip-naive"], 0).verify.counter == "none"
-
