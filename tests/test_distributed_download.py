@@ -52,6 +52,8 @@ def test_ray_settings_are_speed_only_and_checked(tmp_path):
         download_urls(tmp_path / "in.parquet", tmp_path / "out", bad)
     assert not (tmp_path / "out").exists()
     check_cluster(DownloadConfig())  # the default needs nothing
+    with pytest.raises(ValidationError, match=r"distributor\n.*'multiprocessing' or 'ray'"):
+        DownloadConfig(distributor="pyspark")  # Ray is the engine this project runs and tests
 
 
 def test_a_deep_tmpdir_moves_a_local_cluster_to_a_short_one(tmp_path, monkeypatch):
@@ -76,8 +78,6 @@ def test_a_deep_tmpdir_moves_a_local_cluster_to_a_short_one(tmp_path, monkeypatc
 
 def engine_setup_init(cfg: DownloadConfig) -> dict:
     return engines.engine_setup(cfg)["ray_init"]
-    with pytest.raises(ValidationError, match=r"distributor\n.*'multiprocessing' or 'ray'"):
-        DownloadConfig(distributor="pyspark")  # Ray is the engine this project runs and tests
 
 
 @needs_ray

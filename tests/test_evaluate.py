@@ -359,10 +359,8 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
         for label, r in results.items()
     }
     diff = np.mean(preds["random"]["correct"]) - np.mean(preds["tiny-ckpt"]["correct"])
-    assert (
-        f"**random − tiny-ckpt**: {100 * diff:+.1f} points on the same 27 images"
-        in (report["table"])
-    )
+    same_images = f"**random − tiny-ckpt**: {100 * diff:+.1f} points on the same 27 images"
+    assert same_images in report["table"]
     assert "McNemar p = " in report["table"] and "| spread | 12.5% |" in report["table"]
 
 

@@ -282,7 +282,7 @@ def test_sigterm_ends_a_build_within_seconds_and_a_rerun_gets_every_sample_once(
         capture_output=True, text=True, timeout=600, cwd=REPO,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    result = json.loads(rerun.stdout[rerun.stdout.index("{") :])
+    result = _json_tail(rerun.stdout)
     for table in ("counting", "common"):
         manifest = result[table]
         results = pq.read_table(manifest["outputs"]["results"]).to_pylist()
@@ -329,7 +329,7 @@ def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path:
     logs = [(tmp_path / f"{n}.log").read_text() for n in ("first", "second")]
     assert codes == [0, 0], logs[1][-3000:] + logs[0][-3000:]
     assert "waiting for another run" in logs[1], logs[1][-3000:]
-    first, second = (_json_tail(tmp_path / f"{n}.json") for n in ("first", "second"))
+    first, second = (_json_tail((tmp_path / f"{n}.json").read_text()) for n in ("first", "second"))
     for table in ("counting", "common"):
         assert second[table]["fingerprint"] == first[table]["fingerprint"], table
         assert second[table]["run_id"] == first[table]["run_id"], f"{table} was rebuilt"
@@ -339,6 +339,6 @@ def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path:
         assert len([p for p in (data / stage).iterdir() if not p.name.startswith(".")]) == 1
 
 
-def _json_tail(path: Path) -> dict:
-    text = path.read_text()
-    return json.loads(text[text.index("{") :])
+def _json_tail(output: str) -> dict:
+    """The ``--json`` result the CLI prints after its log lines."""
+    return json.loads(output[output.index("{") :])
