@@ -215,6 +215,7 @@ def readme_table(results: Path = RESULTS) -> str:
         "|---|---|---:|---:|---:|",
     ]
     shown: dict[tuple[str, ...], str] = {}
+    repeated: list[str] = []
     best_cue: tuple[str, float] | None = None
     for folder in chosen:
         run, rows = load(folder)
@@ -228,16 +229,17 @@ def readme_table(results: Path = RESULTS) -> str:
             if control is not None and arm != CONTROL:
                 delta = _versus(per_seed, control)[0]
             if _runs(per_seed) in shown:
-                name = f"{arm}: the runs above"
-            else:
-                shown[_runs(per_seed)] = arm
-                name = arm
+                repeated.append(f"{folder.parent.name} {arm} ({shown[_runs(per_seed)]})")
+                continue
+            shown[_runs(per_seed)] = f"the runs of {folder.parent.name} {arm}"
             accuracy = _mean_sd([r["accuracy"] for r in per_seed])
-            lines.append(f"| {experiment} | {name} | {_seeds(per_seed)} | {accuracy} | {delta} |")
+            lines.append(f"| {experiment} | {arm} | {_seeds(per_seed)} | {accuracy} | {delta} |")
         cues = {c: a for c, a in (run.get("cues") or {}).items() if c != "all cues"}
         if cues:
             cue = max(cues, key=cues.get)
             best_cue = (cue, cues[cue]) if best_cue is None or cues[cue] > best_cue[1] else best_cue
+    if repeated:
+        lines += ["", "Not repeated: " + "; ".join(repeated) + "."]
     if best_cue:
         lines += ["", f"Best single cue-only baseline on the same images: {best_cue[0]}, "
                   f"{_pct(best_cue[1])}% ([why](docs/protocol.md))."]  # fmt: skip
