@@ -113,7 +113,15 @@ def _versus(arm: Sequence[dict], reference: Sequence[dict]) -> tuple[str, str]:
     return delta, ", ".join(_p(p) for p in pvalues)
 
 
-def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, list]) -> str:
+def section(
+    name: str,
+    split: str,
+    run: Mapping[str, Any],
+    rows: Mapping[str, list],
+    recipe_of: tuple[str, list] | None = None,
+) -> str:
+    """One experiment on one CountBench. ``recipe_of``: (experiment, rows) of the recipe when
+    this experiment ran ablations only, against the same control runs as that experiment."""
     arms = sorted(rows, key=lambda a: (ORDER.index(a) if a in ORDER else len(ORDER), a))
     tasks = sorted({t for per_seed in rows.values() for r in per_seed for t in r["zero_shot"]})
     control = rows.get(CONTROL)
@@ -149,11 +157,13 @@ def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, li
             f"{delta} | {pvals} | "
             f"{worst} ({_pct(per_count.get(worst))}) | " + " | ".join(zs) + " |"
         )
-    recipe = rows.get(RECIPE)
+    recipe, recipe_name = rows.get(RECIPE), f"`{RECIPE}`"
+    if recipe is None and recipe_of is not None:
+        recipe, recipe_name = recipe_of[1], f"`{RECIPE}` of {recipe_of[0]}, same control runs"
     ablations = [a for a in arms if a not in (*ORDER, RECIPE)]
     if recipe and ablations:
-        lines += ["", f"Ablations against the recipe (`{RECIPE}`), paired on the seeds both ran:",
-                  "", f"| model | seeds | Δ vs {RECIPE} [95% CI] | McNemar p per seed |",
+        lines += ["", f"Ablations against the recipe ({recipe_name}), paired on the seeds both "
+                  "ran:", "", f"| model | seeds | Δ vs {RECIPE} [95% CI] | McNemar p per seed |",
                   "|---|---:|---:|---:|"]  # fmt: skip
         for arm in ablations:
             delta, pvals = _versus(rows[arm], recipe)
@@ -180,10 +190,32 @@ def section(name: str, split: str, run: Mapping[str, Any], rows: Mapping[str, li
 
 def render(results: Path = RESULTS) -> str:
     parts = [HEADER]
-    for folder in sorted(p for p in results.glob("*/*") if (p / "run.json").is_file()):
-        run, rows = load(folder)
-        parts.append(section(folder.parent.name, folder.name, run, rows))
+    folders = sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
+    loaded = {folder: load(folder) for folder in folders}
+    for folder, (run, rows) in loaded.items():
+        parts.append(
+            section(folder.parent.name, folder.name, run, rows, _recipe_of(folder, loaded))
+        )
     return "\n".join(parts)
+
+
+def _recipe_of(folder: Path, loaded: Mapping[Path, tuple]) -> tuple[str, list] | None:
+    """For an experiment without the recipe arm (ablations run later for a committed recipe):
+    the recipe rows of the experiment on the same CountBench run from the same commit (the same
+    recipe) whose control is the very same runs (same evaluation fingerprints)."""
+    run, rows = loaded[folder]
+    if RECIPE in rows or CONTROL not in rows:
+        return None
+    for other, (other_run, other_rows) in loaded.items():
+        if (
+            other != folder
+            and other.name == folder.name
+            and other_run.get("commit") == run.get("commit")
+            and RECIPE in other_rows
+            and _runs(other_rows.get(CONTROL, [])) == _runs(rows[CONTROL])
+        ):
+            return other.parent.name, other_rows[RECIPE]
+    return None
 
 
 README = REPO / "README.md"

@@ -24,3 +24,58 @@ def test_rendered_document_is_current(script: str) -> None:
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _write_experiment(root: Path, name: str, commit: str, arms: dict[str, list[bool]]) -> None:
+    """One confirmatory run: per arm, seed 0's correctness on four images (all true count 2)."""
+    import json
+
+    folder = root / name / "confirmatory"
+    for arm, correct in arms.items():
+        row = {
+            "arm": arm,
+            "seed": 0,
+            "sample_ids": list(range(len(correct))),
+            "true": [2] * len(correct),
+            "predicted": [2 if ok else 3 for ok in correct],
+            "accuracy": sum(correct) / len(correct),
+            "per_count_accuracy": {"2": sum(correct) / len(correct)},
+            "zero_shot": {},
+            # the control and the baseline are the very same runs in every experiment here
+            "evaluation_fingerprint": arm if arm in ("control", "baseline") else f"{name}/{arm}",
+        }
+        (folder / arm).mkdir(parents=True)
+        (folder / arm / "seed-0.json").write_text(json.dumps(row))
+    run = {"command": "bench", "commit": commit, "config_hash": "h", "arms_file_sha256": "a",
+           "date": "d", "machine": "m", "minutes": 1, "seeds": [0], "countbench_message": "",
+           "arms": {a: {} for a in arms}}  # fmt: skip
+    (folder / "run.json").write_text(json.dumps(run))
+
+
+def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
+    tmp_path: Path,
+) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    import render_results
+
+    base, control = [False, False, False, False], [True, False, False, False]
+    recipe_1, recipe_2 = [True, True, False, False], [True, True, True, True]
+    naive = [True, True, True, False]
+    _write_experiment(
+        tmp_path, "exp", "c1", {"baseline": base, "control": control, "countclip": recipe_1}
+    )
+    _write_experiment(
+        tmp_path, "exp-r2", "c2", {"baseline": base, "control": control, "countclip": recipe_2}
+    )
+    _write_experiment(
+        tmp_path, "exp-r2-naive", "c2", {"control": control, "countclip-naive": naive}
+    )
+    table = render_results.readme_table(tmp_path)
+    # both recipes are shown; the shared baseline and control runs only once
+    assert "| exp (`c1`) | countclip |" in table and "| exp-r2 (`c2`) | countclip |" in table
+    assert table.count("| control |") == 1 and table.count("| baseline |") == 1
+    assert "Not repeated: exp-r2 baseline" in table
+    # the later ablation is paired with the recipe of its own commit (r2: 4/4), not r1's (2/4)
+    section = render_results.render(tmp_path).split("## exp-r2-naive")[1]
+    assert "`countclip` of exp-r2, same control runs" in section
+    assert "| countclip-naive | 0 | -25.0 [" in section
