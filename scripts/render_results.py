@@ -188,9 +188,14 @@ def section(
     return "\n".join(lines) + "\n"
 
 
+def run_folders(results: Path) -> list[Path]:
+    """Every ``results/<experiment>/<countbench>/`` that holds a finished run, in name order."""
+    return sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
+
+
 def render(results: Path = RESULTS) -> str:
     parts = [HEADER]
-    folders = sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
+    folders = run_folders(results)
     loaded = {folder: load(folder) for folder in folders}
     for folder, (run, rows) in loaded.items():
         parts.append(
@@ -234,7 +239,7 @@ def readme_table(results: Path = RESULTS) -> str:
     the best one: choosing among them by their confirmatory numbers would be selection on the
     test set. A row whose runs an earlier experiment already shows (the same baselines and
     control) is not repeated."""
-    folders = sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
+    folders = run_folders(results)
     chosen = [p for p in folders if p.name == "confirmatory"] or folders
     if not chosen:
         return "No results yet: run benchmarks/bench_counting.py, then scripts/render_results.py."
