@@ -40,6 +40,12 @@ def _remove_run_tmp() -> None:
 atexit.register(_remove_run_tmp)
 
 
+def pytest_report_header() -> str:
+    """Free disk where the tests write: a run that ends in ENOSPC says so in its first lines."""
+    free = shutil.disk_usage(_RUN_TMP).free / 2**30
+    return f"countclip test temp: {_RUN_TMP} ({free:.1f} GiB free)"
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
