@@ -8,15 +8,17 @@ the world's zero-shot sets (scenes the reported check never uses). A tuning step
 that can be pasted into a config comment:
 
     .venv/bin/python benchmarks/tune_counting.py --config configs/bench-counting.yaml \\
-        --arms control countclip --set train.steps=800 --set train.counting_fraction=0.35
+        --arms control countclip --set train.steps=800 --set train.counting_fraction=0.35 \\
+        --record steps-800 --note "what the runs are for"
 
-Stages are cached under the data root, shared with the benchmark when the roots agree.
+``--record`` keeps the runs as raw results (``results/validation/NAME.json``, see
+``validation_record.py``); docs/results.md renders its validation table from them. Stages are
+cached under the data root, shared with the benchmark when the roots agree.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import experiment as ex
+from validation_record import VALIDATION, record_run, write_record
 
 from countclip.offline import apply_offline_env
 from countclip.yamlconfig import deep_merge, load_config
@@ -31,30 +34,13 @@ from countclip_flows.cli import parse_set
 
 
 def _job(args: tuple) -> dict:
-    arm, seed, cfg_json, data, baseline_checkpoint = args
+    arm, _seed, cfg_json, data, baseline_checkpoint = args
     ex.one_thread()
     from countclip.config import PipelineConfig
-    from countclip.evaluation.zeroshot import zero_shot_eval
-    from countclip.training.model import load_model
 
     cfg = PipelineConfig.model_validate(cfg_json)
     train = ex.fine_tune(data, cfg, baseline_checkpoint)
-    val = [
-        json.loads(line)
-        for line in Path(train["outputs"]["metrics"]).read_text().splitlines()
-        if '"val_count_balanced_acc"' in line
-    ]
-    model, preprocess, tokenizer = load_model(cfg.train.model.name, train["outputs"]["checkpoint"])
-    zero_shot = zero_shot_eval(
-        model, preprocess, tokenizer, ex.zero_shot_datasets(data), split="validation"
-    )
-    return {
-        "arm": arm,
-        "seed": seed,
-        "val": val,
-        "zero_shot": {t: r["accuracy"] for t, r in zero_shot.items()},
-        "seconds": train["seconds"],
-    }
+    return {"arm": arm, **record_run(train["directory"]), "seconds": train["seconds"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", nargs="+", default=["control", "countclip"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--record",
+        metavar="NAME",
+        help="also write the runs to results/validation/NAME.json (docs/results.md renders it)",
+    )
+    parser.add_argument("--note", default="", help="with --record: what the runs were for")
     args = parser.parse_args(argv)
+    if args.record and (VALIDATION / f"{args.record}.json").exists():
+        parser.error(f"results/validation/{args.record}.json exists; choose another --record")
     apply_offline_env()
     start = time.perf_counter()
     overrides: dict = {"data_root": args.data_root} if args.data_root else {}
@@ -81,18 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         (a, s, c.model_dump(mode="json"), data, baselines[s]["outputs"]["checkpoint"])
         for (a, s), c in configs.items()
     ]
+    runs = []
     for done in ex.parallel(_job, jobs, args.jobs):
-        val = done["val"]
-        best = max(val, key=lambda r: r["val_count_balanced_acc"])
-        last = val[-1]
-        zs = ", ".join(f"{t} {100 * v:.1f}" for t, v in done["zero_shot"].items())
+        runs.append({k: v for k, v in done.items() if k != "seconds"})
+        zs = ", ".join(f"{t} {100 * v:.1f}" for t, v in done["zero_shot_val"].items())
         print(
             f"{done['arm']:24s} seed {done['seed']}: balanced val best "
-            f"{best['val_count_balanced_acc']:.3f} @ {best['step']}, last "
-            f"{last['val_count_balanced_acc']:.3f}; zero-shot val {zs}; "
-            f"last per-count {last.get('val_per_count')}; {done['seconds']:.0f} s",
+            f"{done['val_balanced_best']:.3f} @ {done['best_step']}, last "
+            f"{done['val_balanced_last']:.3f}; zero-shot val {zs}; "
+            f"last per-count {done['val_per_count_last']}; {done['seconds']:.0f} s",
             flush=True,
         )
+    if args.record:
+        command = "benchmarks/tune_counting.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        print(f"wrote {write_record(args.record, args.note, runs, command)}")
     print(f"total {(time.perf_counter() - start) / 60:.1f} min")
     return 0
 

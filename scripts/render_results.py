@@ -6,7 +6,8 @@ For each experiment and CountBench (``results/<experiment>/<countbench>/``): acc
 seeds, the difference to the control with a paired bootstrap 95% CI over images and seeds,
 McNemar's test per seed (the same images, control vs arm), the worst count, zero-shot accuracy
 per task against the control, the cue-only baselines, and the per-count table; and the README's
-one results table (between its ``results:start``/``results:end`` markers). ``--check`` exits
+one results table (between its ``results:start``/``results:end`` markers); and the validation
+runs that tuned the recipes (``results/validation/*.json``). ``--check`` exits
 non-zero when either is not what the raw results render to (a test runs it).
 """
 
@@ -193,6 +194,48 @@ def run_folders(results: Path) -> list[Path]:
     return sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
 
 
+def _setting(run: Mapping[str, Any]) -> str:
+    """A fine-tune's tuned settings in words: the loss, λ0 and scheme, the counting set."""
+    if run["count_loss"] == "none":
+        loss = "L_CLIP only"
+    else:
+        loss = f"{run['count_loss']}, λ0 {run['lambda0']:g} {run['lambda_scheme']}"
+    return f"{loss}; {run['counter'] or 'naive'} counting set"
+
+
+def validation_section(results: Path) -> str:
+    """Every recorded tuning run (``results/validation/*.json``), in record-name order."""
+    records = [json.loads(p.read_text()) for p in sorted((results / "validation").glob("*.json"))]
+    if not records:
+        return ""
+    lines = [
+        "## Validation runs (tuning)",
+        "",
+        "What chose the recipes: balanced accuracy (mean per-count recall) on the counting",
+        "validation split at the last step and at the selected one, and zero-shot accuracy on the",
+        "zero-shot sets' validation scenes; neither CountBench is read. One block per recorded",
+        "tuning command (`benchmarks/tune_counting.py --record`, or `validation_record.py` for a",
+        "fine-tune made before), with what it was for.",
+        "",
+        "| record | seed | baseline steps | steps | counting fraction | loss, counting set"
+        " | balanced val (last) | best @ step | zero-shot val shape | shape×colour |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for record in records:
+        for run in record["runs"]:
+            zs = run["zero_shot_val"]
+            lines.append(
+                f"| {record['name']} | {run['seed']} | {run['baseline_steps']} | {run['steps']} | "
+                f"{run['counting_fraction']:g} | {_setting(run)} | "
+                f"{run['val_balanced_last']:.3f} | "
+                f"{run['val_balanced_best']:.3f} @ {run['best_step']} | "
+                f"{_pct(zs.get('shape'))} | {_pct(zs.get('shape_colour'))} |"
+            )
+    lines += ["", "What each record was for:", ""]
+    lines += [f"- {r['name']}: {r['note'] or '(no note)'}" for r in records]
+    return "\n".join(lines) + "\n"
+
+
 def render(results: Path = RESULTS) -> str:
     parts = [HEADER]
     folders = run_folders(results)
@@ -201,6 +244,9 @@ def render(results: Path = RESULTS) -> str:
         parts.append(
             section(folder.parent.name, folder.name, run, rows, _recipe_of(folder, loaded))
         )
+    validation = validation_section(results)
+    if validation:
+        parts.append(validation)
     return "\n".join(parts)
 
 

@@ -79,3 +79,55 @@ def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
     section = render_results.render(tmp_path).split("## exp-r2-naive")[1]
     assert "`countclip` of exp-r2, same control runs" in section
     assert "| countclip-naive | 0 | -25.0 [" in section
+
+
+def _validation_run(seed: int, loss: str, last: float, shape: float) -> dict:
+    return {
+        "train_fingerprint": f"t{seed}{loss}", "code_version": "v", "baseline": "b",
+        "baseline_steps": 600, "seed": seed, "steps": 800, "counting_fraction": 0.5,
+        "count_loss": loss, "lambda0": 0.35 if loss != "none" else None,
+        "lambda_scheme": "constant" if loss != "none" else None, "counter": "classical",
+        "val_balanced_last": last, "val_balanced_best": last + 0.01, "best_step": 700,
+        "val_per_count_last": {}, "zero_shot_val": {"shape": shape, "shape_colour": shape / 2},
+    }  # fmt: skip
+
+
+def test_validation_records_render_every_run_and_refuse_a_second_record_of_a_name(
+    tmp_path: Path,
+) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import render_results
+    from validation_record import write_record
+
+    root = tmp_path / "validation"
+    runs = [
+        _validation_run(0, "none", 0.527, 0.458),
+        _validation_run(0, "count_plus", 0.577, 0.434),
+    ]
+    write_record("b-second", "λ0 at 1 in 2", runs, "tune", root=root)
+    write_record("a-first", "", [_validation_run(1, "none", 0.385, 0.5)], "tune", root=root)
+    with pytest.raises(FileExistsError, match=r"b-second\.json"):
+        write_record("b-second", "again", runs, "tune", root=root)
+
+    section = render_results.render(tmp_path).split("## Validation runs (tuning)")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| a-") or "| b-" in line]
+    assert rows == [
+        "| a-first | 1 | 600 | 800 | 0.5 | L_CLIP only; classical counting set | 0.385 | "
+        "0.395 @ 700 | 50.0 | 25.0 |",
+        "| b-second | 0 | 600 | 800 | 0.5 | L_CLIP only; classical counting set | 0.527 | "
+        "0.537 @ 700 | 45.8 | 22.9 |",
+        "| b-second | 0 | 600 | 800 | 0.5 | count_plus, λ0 0.35 constant; classical counting "
+        "set | 0.577 | 0.587 @ 700 | 43.4 | 21.7 |",
+    ]
+    assert "- b-second: λ0 at 1 in 2" in section and "- a-first: (no note)" in section
+
+
+def test_recording_an_unfinished_fine_tune_names_its_missing_manifest(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from validation_record import record_run
+
+    unfinished = tmp_path / "data" / "train" / "0123456789abcdef"
+    unfinished.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"0123456789abcdef/manifest\.json"):
+        record_run(unfinished)

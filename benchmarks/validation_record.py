@@ -1,0 +1,132 @@
+"""What a tuning run showed, as a raw record that docs/results.md renders from.
+
+Tuning looks at validation data only (the counting validation split and the zero-shot
+validation scenes), and its numbers choose recipes, so they are results too: a record is built
+from a finished fine-tune's own stage directory — its manifest (settings, fingerprints), its
+``metrics.jsonl`` (the validation curve) and its selected checkpoint, scored on the zero-shot
+sets' *validation* split of the world its baseline was pretrained on. Nothing is copied from a
+log. ``tune_counting.py --record NAME`` writes one per tuning command; a fine-tune made earlier
+is recorded from its directory:
+
+    .venv/bin/python benchmarks/validation_record.py --name r3-steps \\
+        --note "1400 steps for both arms" data/bench-counting/train/<fingerprint> ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from countclip.atomic import atomic_write_json
+
+REPO = Path(__file__).resolve().parents[1]
+VALIDATION = REPO / "results" / "validation"
+
+
+def _manifest(stage_dir: Path) -> dict[str, Any]:
+    path = stage_dir / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a finished stage (no manifest.json)")
+    return json.loads(path.read_text())
+
+
+def _upstream(data_root: Path, stage: str, key: str | None) -> dict[str, Any] | None:
+    return _manifest(data_root / stage / key) if key else None
+
+
+def _baseline(data_root: Path, train: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of the pretrain stage the fine-tune started from."""
+    pretrained = Path(str(train["config"]["model"]["pretrained"]))
+    pretrain_dir = pretrained.parents[1] if len(pretrained.parents) > 1 else pretrained
+    if pretrain_dir.parent != data_root / "pretrain":
+        raise ValueError(
+            f"{train['directory']}: model.pretrained {str(pretrained)!r} is not a baseline "
+            f"pretrained under {data_root}, so there is no synthetic world to take zero-shot "
+            "validation scenes from"
+        )
+    return _manifest(pretrain_dir)
+
+
+def _zero_shot_sets(data_root: Path, baseline: dict[str, Any]) -> dict[str, str]:
+    """The zero-shot sets of the world the run's baseline was pretrained on."""
+    from countclip.synthetic.stage import zero_shot_datasets
+
+    return zero_shot_datasets(_upstream(data_root, "world", baseline["inputs"]["world"]))
+
+
+def record_run(train_dir: str | Path) -> dict[str, Any]:
+    """One fine-tune's settings, validation curve and zero-shot validation accuracy."""
+    from countclip.evaluation.zeroshot import zero_shot_eval
+    from countclip.training.model import load_model
+
+    train_dir = Path(train_dir).resolve()
+    data_root = train_dir.parents[1]
+    train = _manifest(train_dir)
+    cfg = train["config"]
+    baseline = _baseline(data_root, train)
+    lambdas = _upstream(data_root, "lambdas", train["inputs"].get("lambdas"))
+    verify = _upstream(data_root, "verify", train["inputs"]["counting"])
+    curve = [
+        json.loads(line)
+        for line in Path(train["outputs"]["metrics"]).read_text().splitlines()
+        if '"val_count_balanced_acc"' in line
+    ]
+    if not curve:
+        raise ValueError(f"{train['outputs']['metrics']}: no validation rows")
+    best = max(curve, key=lambda r: r["val_count_balanced_acc"])
+    model, preprocess, tokenizer = load_model(cfg["model"]["name"], train["outputs"]["checkpoint"])
+    zero_shot = zero_shot_eval(
+        model, preprocess, tokenizer, _zero_shot_sets(data_root, baseline), split="validation"
+    )
+    return {
+        "train_fingerprint": train["fingerprint"],
+        "code_version": train["code_version"],
+        "baseline": baseline["fingerprint"],
+        "baseline_steps": baseline["config"]["steps"],
+        "seed": cfg["seed"],
+        "steps": cfg["steps"],
+        "counting_fraction": cfg["counting_fraction"],
+        "count_loss": cfg["count_loss"],
+        "lambda0": lambdas["config"]["lambda0"] if lambdas else None,
+        "lambda_scheme": lambdas["config"]["scheme"] if lambdas else None,
+        "counter": verify["config"]["counter"] if verify else None,
+        "val_balanced_last": curve[-1]["val_count_balanced_acc"],
+        "val_balanced_best": best["val_count_balanced_acc"],
+        "best_step": best["step"],
+        "val_per_count_last": curve[-1].get("val_per_count"),
+        "zero_shot_val": {task: r["accuracy"] for task, r in zero_shot.items()},
+    }
+
+
+def write_record(
+    name: str, note: str, runs: Iterable[dict[str, Any]], command: str, root: Path = VALIDATION
+) -> Path:
+    """``results/validation/<name>.json``, written atomically; an existing record is kept."""
+    path = root / f"{name}.json"
+    if path.exists():
+        raise FileExistsError(f"{path}: a record of this name exists; choose another --name")
+    return atomic_write_json(
+        path, {"name": name, "note": note, "command": command, "runs": list(runs)}
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True, help="the record's file name, no extension")
+    parser.add_argument("--note", default="", help="what the runs were for, one line")
+    parser.add_argument("train_dirs", nargs="+", help="finished fine-tunes: <data_root>/train/<fp>")
+    args = parser.parse_args(argv)
+    from countclip.offline import apply_offline_env
+
+    apply_offline_env()
+    runs = [record_run(d) for d in args.train_dirs]
+    command = "benchmarks/validation_record.py " + " ".join(Path(d).name for d in args.train_dirs)
+    print(f"wrote {write_record(args.name, args.note, runs, command)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
