@@ -93,6 +93,7 @@ def record_run(train_dir: str | Path) -> dict[str, Any]:
         "lambda0": lambdas["config"]["lambda0"] if lambdas else None,
         "lambda_scheme": lambdas["config"]["scheme"] if lambdas else None,
         "counter": verify["config"]["counter"] if verify else None,
+        "counting_set": train["inputs"]["counting"],
         "val_balanced_last": curve[-1]["val_count_balanced_acc"],
         "val_balanced_best": best["val_count_balanced_acc"],
         "best_step": best["step"],

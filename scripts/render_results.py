@@ -7,8 +7,8 @@ seeds, the difference to the control with a paired bootstrap 95% CI over images 
 McNemar's test per seed (the same images, control vs arm), the worst count, zero-shot accuracy
 per task against the control, the cue-only baselines, and the per-count table; and the README's
 one results table (between its ``results:start``/``results:end`` markers); and the validation
-runs that tuned the recipes (``results/validation/*.json``). ``--check`` exits
-non-zero when either is not what the raw results render to (a test runs it).
+runs that tuned the recipes (``results/validation/*.json``). ``--check`` exits non-zero when
+any of these is not what the raw results render to (a test runs it).
 """
 
 from __future__ import annotations
