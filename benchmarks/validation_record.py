@@ -88,6 +88,7 @@ def record_run(train_dir: str | Path) -> dict[str, Any]:
         "baseline_steps": baseline["config"]["steps"],
         "seed": cfg["seed"],
         "steps": cfg["steps"],
+        "lr": cfg["lr"],
         "counting_fraction": cfg["counting_fraction"],
         "count_loss": cfg["count_loss"],
         "lambda0": lambdas["config"]["lambda0"] if lambdas else None,

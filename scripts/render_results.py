@@ -217,16 +217,16 @@ def validation_section(results: Path) -> str:
         "tuning command (`benchmarks/tune_counting.py --record`, or `validation_record.py` for a",
         "fine-tune made before), with what it was for.",
         "",
-        "| record | seed | baseline steps | steps | counting fraction | loss, counting set"
+        "| record | seed | baseline steps | steps | lr | counting fraction | loss, counting set"
         " | balanced val (last) | best @ step | zero-shot val shape | shape×colour |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for record in records:
         for run in record["runs"]:
             zs = run["zero_shot_val"]
             lines.append(
                 f"| {record['name']} | {run['seed']} | {run['baseline_steps']} | {run['steps']} | "
-                f"{run['counting_fraction']:g} | {_setting(run)} | "
+                f"{run['lr']:g} | {run['counting_fraction']:g} | {_setting(run)} | "
                 f"{run['val_balanced_last']:.3f} | "
                 f"{run['val_balanced_best']:.3f} @ {run['best_step']} | "
                 f"{_pct(zs.get('shape'))} | {_pct(zs.get('shape_colour'))} |"

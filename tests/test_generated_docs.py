@@ -84,7 +84,7 @@ def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
 def _validation_run(seed: int, loss: str, last: float, shape: float) -> dict:
     return {
         "train_fingerprint": f"t{seed}{loss}", "code_version": "v", "baseline": "b",
-        "baseline_steps": 600, "seed": seed, "steps": 800, "counting_fraction": 0.5,
+        "baseline_steps": 600, "seed": seed, "steps": 800, "lr": 5e-4, "counting_fraction": 0.5,
         "count_loss": loss, "lambda0": 0.35 if loss != "none" else None,
         "lambda_scheme": "constant" if loss != "none" else None, "counter": "classical",
         "val_balanced_last": last, "val_balanced_best": last + 0.01, "best_step": 700,
@@ -113,12 +113,12 @@ def test_validation_records_render_every_run_and_refuse_a_second_record_of_a_nam
     section = render_results.render(tmp_path).split("## Validation runs (tuning)")[1]
     rows = [line for line in section.splitlines() if line.startswith("| a-") or "| b-" in line]
     assert rows == [
-        "| a-first | 1 | 600 | 800 | 0.5 | L_CLIP only; classical counting set | 0.385 | "
+        "| a-first | 1 | 600 | 800 | 0.0005 | 0.5 | L_CLIP only; classical counting set | 0.385 | "
         "0.395 @ 700 | 50.0 | 25.0 |",
-        "| b-second | 0 | 600 | 800 | 0.5 | L_CLIP only; classical counting set | 0.527 | "
+        "| b-second | 0 | 600 | 800 | 0.0005 | 0.5 | L_CLIP only; classical counting set | 0.527 | "
         "0.537 @ 700 | 45.8 | 22.9 |",
-        "| b-second | 0 | 600 | 800 | 0.5 | count_plus, λ0 0.35 constant; classical counting "
-        "set | 0.577 | 0.587 @ 700 | 43.4 | 21.7 |",
+        "| b-second | 0 | 600 | 800 | 0.0005 | 0.5 | count_plus, λ0 0.35 constant; classical "
+        "counting set | 0.577 | 0.587 @ 700 | 43.4 | 21.7 |",
     ]
     assert "- b-second: λ0 at 1 in 2" in section and "- a-first: (no note)" in section
 
