@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import experiment as ex
-from validation_record import VALIDATION, record_run, write_record
+from validation_record import record_path, record_run, write_record
 
 from countclip.offline import apply_offline_env
 from countclip.yamlconfig import deep_merge, load_config
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--note", default="", help="with --record: what the runs were for")
     args = parser.parse_args(argv)
-    if args.record and (VALIDATION / f"{args.record}.json").exists():
-        parser.error(f"results/validation/{args.record}.json exists; choose another --record")
+    if args.record and record_path(args.record).exists():  # before the runs, not after
+        parser.error(f"{record_path(args.record)} exists; choose another --record")
     apply_offline_env()
     start = time.perf_counter()
     overrides: dict = {"data_root": args.data_root} if args.data_root else {}

@@ -21,16 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from countclip.atomic import atomic_write_json
+from countclip.stage import MANIFEST_NAME, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATION = REPO / "results" / "validation"
 
 
+def record_path(name: str, root: Path = VALIDATION) -> Path:
+    """Where the record ``name`` lives: ``results/validation/<name>.json``."""
+    return root / f"{name}.json"
+
+
 def _manifest(stage_dir: Path) -> dict[str, Any]:
-    path = stage_dir / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a finished stage (no manifest.json)")
-    return json.loads(path.read_text())
+    manifest = read_manifest(stage_dir)
+    if manifest is None:
+        raise FileNotFoundError(
+            f"{stage_dir / MANIFEST_NAME}: not a finished stage (no readable {MANIFEST_NAME})"
+        )
+    return manifest
 
 
 def _upstream(data_root: Path, stage: str, key: str | None) -> dict[str, Any] | None:
@@ -39,8 +47,8 @@ def _upstream(data_root: Path, stage: str, key: str | None) -> dict[str, Any] | 
 
 def _baseline(data_root: Path, train: dict[str, Any]) -> dict[str, Any]:
     """The manifest of the pretrain stage the fine-tune started from."""
-    pretrained = Path(str(train["config"]["model"]["pretrained"]))
-    pretrain_dir = pretrained.parents[1] if len(pretrained.parents) > 1 else pretrained
+    pretrained = Path(str(train["config"]["model"]["pretrained"]))  # <fp>/run/last.pt
+    pretrain_dir = pretrained.parent.parent
     if pretrain_dir.parent != data_root / "pretrain":
         raise ValueError(
             f"{train['directory']}: model.pretrained {str(pretrained)!r} is not a baseline "
@@ -107,7 +115,7 @@ def write_record(
     name: str, note: str, runs: Iterable[dict[str, Any]], command: str, root: Path = VALIDATION
 ) -> Path:
     """``results/validation/<name>.json``, written atomically; an existing record is kept."""
-    path = root / f"{name}.json"
+    path = record_path(name, root)
     if path.exists():
         raise FileExistsError(f"{path}: a record of this name exists; choose another --name")
     return atomic_write_json(

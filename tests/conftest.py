@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from countclip.atomic import free_bytes
 from countclip.offline import apply_offline_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +43,9 @@ atexit.register(_remove_run_tmp)
 
 def pytest_report_header() -> str:
     """Free disk where the tests write: a run that ends in ENOSPC says so in its first lines."""
-    free = shutil.disk_usage(_RUN_TMP).free / 2**30
-    return f"countclip test temp: {_RUN_TMP} ({free:.1f} GiB free)"
+    free = free_bytes(_RUN_TMP)
+    shown = "unknown" if free is None else f"{free / 2**30:.1f} GiB"
+    return f"countclip test temp: {_RUN_TMP} ({shown} free)"
 
 
 @pytest.fixture(scope="session")
