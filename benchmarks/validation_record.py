@@ -25,6 +25,8 @@ from countclip.stage import MANIFEST_NAME, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATION = REPO / "results" / "validation"
+LOCK_FIELDS = ("lock_image", "lock_image_unlocked_groups", "lock_text", "lock_text_unlocked_layers")
+"""The model settings that say which parts of the towers a fine-tune trained."""
 
 
 def record_path(name: str, root: Path = VALIDATION) -> Path:
@@ -103,6 +105,7 @@ def record_run(train_dir: str | Path) -> dict[str, Any]:
         "lambda_scheme": lambdas["config"]["scheme"] if lambdas else None,
         "counter": verify["config"]["counter"] if verify else None,
         "counting_set": train["inputs"]["counting"],
+        **{field: cfg["model"].get(field) for field in LOCK_FIELDS},
         "val_balanced_last": curve[-1]["val_count_balanced_acc"],
         "val_balanced_best": best["val_count_balanced_acc"],
         "best_step": best["step"],

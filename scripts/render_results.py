@@ -194,13 +194,25 @@ def run_folders(results: Path) -> list[Path]:
     return sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
 
 
+def _locked(run: Mapping[str, Any]) -> str:
+    """Which tower parts were frozen, in words ('' when both towers trained whole). Records made
+    before they carried the lock settings are of runs with the default: nothing locked."""
+    parts = []
+    if run.get("lock_image"):
+        parts.append(f"image tower locked but its last {run['lock_image_unlocked_groups']} groups")
+    if run.get("lock_text"):
+        parts.append(f"text tower locked but its last {run['lock_text_unlocked_layers']} layers")
+    return "".join(f"; {part}" for part in parts)
+
+
 def _setting(run: Mapping[str, Any]) -> str:
-    """A fine-tune's tuned settings in words: the loss, λ0 and scheme, the counting set."""
+    """A fine-tune's tuned settings in words: the loss, λ0 and scheme, the counting set, and
+    the locked parts of the towers."""
     if run["count_loss"] == "none":
         loss = "L_CLIP only"
     else:
         loss = f"{run['count_loss']}, λ0 {run['lambda0']:g} {run['lambda_scheme']}"
-    return f"{loss}; {run['counter'] or 'naive'} counting set"
+    return f"{loss}; {run['counter'] or 'naive'} counting set{_locked(run)}"
 
 
 def validation_section(results: Path) -> str:

@@ -81,8 +81,8 @@ def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
     assert "| countclip-naive | 0 | -25.0 [" in section
 
 
-def _validation_run(seed: int, loss: str, last: float, shape: float) -> dict:
-    return {
+def _validation_run(seed: int, loss: str, last: float, shape: float, **settings: object) -> dict:
+    return {**settings,
         "train_fingerprint": f"t{seed}{loss}", "code_version": "v", "baseline": "b",
         "baseline_steps": 600, "seed": seed, "steps": 800, "lr": 5e-4, "counting_fraction": 0.5,
         "count_loss": loss, "lambda0": 0.35 if loss != "none" else None,
@@ -104,6 +104,7 @@ def test_validation_records_render_every_run_and_refuse_a_second_record_of_a_nam
     runs = [
         _validation_run(0, "none", 0.527, 0.458),
         _validation_run(0, "count_plus", 0.577, 0.434),
+        _validation_run(0, "none", 0.5, 0.45, lock_image=True, lock_image_unlocked_groups=3),
     ]
     write_record("b-second", "λ0 at 1 in 2", runs, "tune", root=root)
     write_record("a-first", "", [_validation_run(1, "none", 0.385, 0.5)], "tune", root=root)
@@ -119,6 +120,8 @@ def test_validation_records_render_every_run_and_refuse_a_second_record_of_a_nam
         "0.537 @ 700 | 45.8 | 22.9 |",
         "| b-second | 0 | 600 | 800 | 0.0005 | 0.5 | count_plus, λ0 0.35 constant; classical "
         "counting set | 0.577 | 0.587 @ 700 | 43.4 | 21.7 |",
+        "| b-second | 0 | 600 | 800 | 0.0005 | 0.5 | L_CLIP only; classical counting set; image "
+        "tower locked but its last 3 groups | 0.500 | 0.510 @ 700 | 45.0 | 22.5 |",
     ]
     assert "- b-second: λ0 at 1 in 2" in section and "- a-first: (no note)" in section
 
