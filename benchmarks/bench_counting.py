@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "countbench_message": bench["stats"]["message"],
             "data": data_summary(data, configs),
             "cues": cue_rows(data, args.countbench),
+            "cue_scenes": cue_scenes(data, args.countbench),
         },
     )
     print(f"wrote {out}; render with: python scripts/render_results.py")
@@ -194,6 +195,13 @@ def cue_rows(data: dict, split: str) -> dict[str, float] | None:
     """Cue-only baselines on this CountBench, as the world computed them from its layouts."""
     path = data["world"]["outputs"].get(f"cues_{split}")
     return json.loads(Path(path).read_text()) if path else None
+
+
+def cue_scenes(data: dict, split: str) -> dict[str, Any] | None:
+    """Each cue-only classifier's guess for every image of this CountBench (by ``SAMPLE_ID``):
+    what tells the images no single cue gets right."""
+    path = data["world"]["outputs"].get("cues")
+    return json.loads(Path(path).read_text())["scenes"][split] if path else None
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +58,19 @@ def _correct(row: Mapping[str, Any]) -> dict[int, bool]:
     }
 
 
-def paired(arm: Sequence[dict], control: Sequence[dict]) -> tuple[list, list, list]:
+def paired(
+    arm: Sequence[dict], control: Sequence[dict], only: Collection[int] | None = None
+) -> tuple[list, list, list]:
     """Correctness of arm and control, ``(seeds, images)`` on the images every run of both
-    scored (seed s of the arm paired with seed s of the control), and McNemar's p per seed."""
+    scored (seed s of the arm paired with seed s of the control; of those, only the ids in
+    ``only`` when given), and McNemar's p per seed."""
     by_seed = {r["seed"]: r for r in control}
     pairs = [(_correct(r), _correct(by_seed[r["seed"]])) for r in arm if r["seed"] in by_seed]
     if not pairs:
         return [], [], []
     ids = sorted(set.intersection(*(set(m) & set(c) for m, c in pairs)))
+    if only is not None:
+        ids = [i for i in ids if i in only]
     a = [[mine[i] for i in ids] for mine, _ in pairs]
     b = [[theirs[i] for i in ids] for _, theirs in pairs]
     return a, b, [mcnemar(x, y)["p_value"] for x, y in zip(a, b, strict=True)]
@@ -104,14 +109,66 @@ def _seeds(per_seed: Sequence[dict]) -> str:
     return ", ".join(str(r["seed"]) for r in per_seed)
 
 
-def _versus(arm: Sequence[dict], reference: Sequence[dict]) -> tuple[str, str]:
-    """Δ of ``arm`` against ``reference`` with its 95% CI, and McNemar's p per shared seed."""
-    a, b, pvalues = paired(arm, reference)
+def _versus(
+    arm: Sequence[dict], reference: Sequence[dict], only: Collection[int] | None = None
+) -> tuple[str, str]:
+    """Δ of ``arm`` against ``reference`` with its 95% CI, and McNemar's p per shared seed (on
+    the images in ``only`` when given)."""
+    a, b, pvalues = paired(arm, reference, only)
     if not a:
         return "", ""
     ci = paired_bootstrap_ci(a, b, seed=0)
     delta = f"{100 * ci['diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}]"
     return delta, ", ".join(_p(p) for p in pvalues)
+
+
+ALL_CUES = "all cues"
+
+
+def cue_scenes(results: Path, folder: Path, run: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Each single-cue classifier's guess per image of this run's CountBench: from ``run.json``
+    (``cue_scenes``), else from ``results/cues/<config name>.json`` (``python -m
+    countclip.synthetic.cues``: the guesses are a function of the world's settings alone), which
+    must give exactly the run's own cue accuracies. None when neither exists."""
+    if run.get("cue_scenes"):
+        return run["cue_scenes"]
+    path = results / "cues" / f"{Path(str(run.get('config'))).stem}.json"
+    if not path.is_file() or not run.get("cues"):
+        return None
+    report = json.loads(path.read_text())
+    split = run["countbench"]
+    mismatched = [
+        cue for cue, acc in run["cues"].items() if abs(report[split].get(cue, -1) - acc) > 1e-9
+    ]
+    if mismatched:
+        raise ValueError(
+            f"{path}: its {split} cue accuracies for {mismatched} differ from "
+            f"{folder / 'run.json'}'s; it describes another world than that run's"
+        )
+    return report["scenes"][split]
+
+
+def _single_cues(scenes: Mapping[str, Any]) -> dict[str, list[int]]:
+    return {cue: guesses for cue, guesses in scenes["predicted"].items() if cue != ALL_CUES}
+
+
+def cue_blind_ids(scenes: Mapping[str, Any]) -> set[int]:
+    """The CountBench rows (``SAMPLE_ID``) whose count no single-cue classifier guesses."""
+    singles = _single_cues(scenes).values()
+    return {i for i, t in enumerate(scenes["true"]) if all(g[i] != t for g in singles)}
+
+
+def best_cue_per_count(scenes: Mapping[str, Any]) -> dict[int, float]:
+    """Per count, the highest recall any single-cue classifier reaches on that count's images."""
+    truth = scenes["true"]
+    out = {}
+    for c in COUNTS:
+        rows = [i for i, t in enumerate(truth) if t == c]
+        if rows:
+            out[c] = max(
+                sum(g[i] == c for i in rows) / len(rows) for g in _single_cues(scenes).values()
+            )
+    return out
 
 
 def section(
@@ -120,9 +177,11 @@ def section(
     run: Mapping[str, Any],
     rows: Mapping[str, list],
     recipe_of: tuple[str, list] | None = None,
+    scenes: Mapping[str, Any] | None = None,
 ) -> str:
     """One experiment on one CountBench. ``recipe_of``: (experiment, rows) of the recipe when
-    this experiment ran ablations only, against the same control runs as that experiment."""
+    this experiment ran ablations only, against the same control runs as that experiment;
+    ``scenes``: the single-cue classifiers' guesses per image (:func:`cue_scenes`)."""
     arms = sorted(rows, key=lambda a: (ORDER.index(a) if a in ORDER else len(ORDER), a))
     tasks = sorted({t for per_seed in rows.values() for r in per_seed for t in r["zero_shot"]})
     control = rows.get(CONTROL)
@@ -175,11 +234,18 @@ def section(
                   "one non-numerical property of each scene's layout; chance 11.1%):", "",
                   "| cue | accuracy % |", "|---|---:|"]  # fmt: skip
         lines += [f"| {cue} | {_pct(acc)} |" for cue, acc in cues.items()]
+    if scenes is not None and control is not None:
+        lines += _cue_blind_table(arms, rows, control, scenes)
     lines += ["", "Per-count accuracy (seed mean, %):", ""]
     lines += ["| model | " + " | ".join(map(str, COUNTS)) + " |", "|---|" + "---:|" * len(COUNTS)]
     for arm in arms:
         per_count = _per_count_mean(rows[arm])
         lines.append(f"| {arm} | " + " | ".join(_pct(per_count.get(c), 0) for c in COUNTS) + " |")
+    if scenes is not None:
+        best = best_cue_per_count(scenes)
+        lines.append(
+            "| *best single cue* | " + " | ".join(_pct(best.get(c), 0) for c in COUNTS) + " |"
+        )
     lines += ["", "Arms (overrides of the config):", ""]
     lines += [f"- `{a}`: `{json.dumps(run['arms'].get(a, {}), sort_keys=True)}`" for a in arms]
     data = run.get("data") or {}
@@ -187,6 +253,36 @@ def section(
         lines += ["", "Counting samples per count:", ""]
         lines += [f"- {k}: {v}" for k, v in data.items() if isinstance(v, dict) and "2" in v]
     return "\n".join(lines) + "\n"
+
+
+def _cue_blind_table(
+    arms: Sequence[str],
+    rows: Mapping[str, list],
+    control: Sequence[dict],
+    scenes: Mapping[str, Any],
+) -> list[str]:
+    """Accuracy and Δ vs control on the images no single-cue classifier gets right: there a
+    model that reads one non-numerical property of the layout instead of counting gains
+    nothing (added after the recipes' results were seen; an analysis, not a selection)."""
+    evaluated = set.union(*(set(_correct(r)) for per_seed in rows.values() for r in per_seed))
+    blind = cue_blind_ids(scenes) & evaluated
+    lines = [
+        "",
+        f"On the {len(blind)} of {len(evaluated)} evaluated images whose count no single-cue "
+        "classifier guesses (where reading one cue instead of counting earns nothing):",
+        "",
+        "| model | seeds | accuracy % (seed mean) | Δ vs control [95% CI] |",
+        "|---|---:|---:|---:|",
+    ]
+    for arm in arms:
+        accuracy = [
+            statistics.fmean(_correct(r)[i] for i in blind if i in _correct(r)) for r in rows[arm]
+        ]
+        delta = "" if arm == CONTROL else _versus(rows[arm], control, blind)[0]
+        lines.append(
+            f"| {arm} | {_seeds(rows[arm])} | {100 * statistics.fmean(accuracy):.1f} | {delta} |"
+        )
+    return lines
 
 
 def run_folders(results: Path) -> list[Path]:
@@ -253,8 +349,9 @@ def render(results: Path = RESULTS) -> str:
     folders = run_folders(results)
     loaded = {folder: load(folder) for folder in folders}
     for folder, (run, rows) in loaded.items():
+        scenes = cue_scenes(results, folder, run)
         parts.append(
-            section(folder.parent.name, folder.name, run, rows, _recipe_of(folder, loaded))
+            section(folder.parent.name, folder.name, run, rows, _recipe_of(folder, loaded), scenes)
         )
     validation = validation_section(results)
     if validation:

@@ -104,3 +104,9 @@ def test_write_cue_report(tmp_path) -> None:
     for split in ("dev", "confirmatory"):
         assert set(report[split]) == {*CUES, ALL_CUES}
         assert all(0 <= v <= 1 for v in report[split].values())
+        # the per-scene guesses are in CountBench row order and give exactly those accuracies
+        scenes = report["scenes"][split]
+        assert scenes["true"] == [s.count for s, _ in countbench_scenes(world, split)]
+        for cue, guesses in scenes["predicted"].items():
+            hits = sum(g == t for g, t in zip(guesses, scenes["true"], strict=True))
+            assert hits / len(guesses) == pytest.approx(report[split][cue])

@@ -26,7 +26,9 @@ def test_rendered_document_is_current(script: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _write_experiment(root: Path, name: str, commit: str, arms: dict[str, list[bool]]) -> None:
+def _write_experiment(
+    root: Path, name: str, commit: str, arms: dict[str, list[bool]], **run_fields: object
+) -> None:
     """One confirmatory run: per arm, seed 0's correctness on four images (all true count 2)."""
     import json
 
@@ -48,8 +50,40 @@ def _write_experiment(root: Path, name: str, commit: str, arms: dict[str, list[b
         (folder / arm / "seed-0.json").write_text(json.dumps(row))
     run = {"command": "bench", "commit": commit, "config_hash": "h", "arms_file_sha256": "a",
            "date": "d", "machine": "m", "minutes": 1, "seeds": [0], "countbench_message": "",
-           "arms": {a: {} for a in arms}}  # fmt: skip
+           "arms": {a: {} for a in arms}, **run_fields}  # fmt: skip
     (folder / "run.json").write_text(json.dumps(run))
+
+
+def test_results_show_the_images_no_single_cue_guesses_and_refuse_another_worlds_cues(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import render_results
+
+    # true count 2 everywhere: hull guesses images 0, spread image 1; 2 and 3 are cue-blind
+    scenes = {"true": [2] * 4, "predicted": {"hull area": [2, 3, 3, 3], "spread": [3, 2, 3, 3],
+                                             "all cues": [2, 2, 2, 2]}}  # fmt: skip
+    cues = {"hull area": 0.25, "spread": 0.25, "all cues": 1.0}
+    _write_experiment(
+        tmp_path, "exp", "c1", {"control": [True, False, True, False], "countclip": [True] * 4},
+        config="configs/world-a.yaml", countbench="confirmatory", cues=cues,
+    )  # fmt: skip
+    (tmp_path / "cues").mkdir()
+    report = {"confirmatory": cues, "scenes": {"confirmatory": scenes}}
+    (tmp_path / "cues" / "world-a.json").write_text(json.dumps(report))
+
+    section = render_results.render(tmp_path)
+    assert "On the 2 of 4 evaluated images whose count no single-cue classifier guesses" in section
+    assert "| control | 0 | 50.0 |  |" in section
+    assert "| countclip | 0 | 100.0 | +50.0 [" in section
+    assert "| *best single cue* | 25 | – |" in section  # the best single cue's recall per count
+
+    report["confirmatory"] = {**cues, "spread": 0.5}  # another world's cue report
+    (tmp_path / "cues" / "world-a.json").write_text(json.dumps(report))
+    with pytest.raises(ValueError, match=r"world-a\.json: its confirmatory cue accuracies"):
+        render_results.render(tmp_path)
 
 
 def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(

@@ -27,21 +27,65 @@ ALL_CUES = "all cues"
 def _matrix(rows: Sequence[Mapping[str, float]], cues: Sequence[str], what: str) -> np.ndarray:
     """``rows`` as a (scenes, cues) matrix of log-values, with errors that name the bad cue."""
     if not rows:
-        raise ValueError(f"cue_baselines: {what} has no rows")
+        raise ValueError(f"cue classifiers: {what} has no rows")
     out = np.empty((len(rows), len(cues)), dtype=np.float64)
     for i, row in enumerate(rows):
         missing = [c for c in cues if c not in row]
         if missing:
-            raise ValueError(f"cue_baselines: {what} row {i} lacks cue(s) {missing}")
+            raise ValueError(f"cue classifiers: {what} row {i} lacks cue(s) {missing}")
         for j, cue in enumerate(cues):
             value = float(row[cue])
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(
-                    f"cue_baselines: {what} row {i}, cue {cue!r} must be a finite value > 0 "
+                    f"cue classifiers: {what} row {i}, cue {cue!r} must be a finite value > 0 "
                     f"(sizes and areas are logged), got {value!r}"
                 )
             out[i, j] = value
     return np.log(out)
+
+
+def cue_predictions(
+    train_features: Sequence[Mapping[str, float]],
+    train_counts: Sequence[int],
+    test_features: Sequence[Mapping[str, float]],
+    *,
+    cues: Sequence[str] | None = None,
+) -> dict[str, list[int]]:
+    """The count each cue-only classifier (and the one on all cues) predicts for every test row.
+
+    Fit on ``train_features`` (scenes drawn like the test scenes, never the test scenes
+    themselves). Per-row predictions, not only accuracies, so a report can ask which images a
+    model gets right that no single cue does. Returns ``{cue: [count per test row], ...,
+    ALL_CUES: [...]}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cues = list(cues if cues is not None else (train_features[0] if train_features else []))
+    if not cues:
+        raise ValueError("cue classifiers: no cues (empty rows and no `cues` given)")
+    if ALL_CUES in cues:
+        raise ValueError(f"cue classifiers: {ALL_CUES!r} is reserved for the combined classifier")
+    x_train = _matrix(train_features, cues, "train_features")
+    x_test = _matrix(test_features, cues, "test_features")
+    y_train = np.asarray(train_counts)
+    if len(y_train) != len(x_train):
+        raise ValueError(
+            f"cue classifiers: counts and feature rows differ in length (train {len(y_train)} vs "
+            f"{len(x_train)})"
+        )
+    if len(np.unique(y_train)) < 2:
+        raise ValueError("cue classifiers: train_counts need at least two different counts")
+
+    def predict(columns: list[int]) -> list[int]:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        model.fit(x_train[:, columns], y_train)
+        return [int(c) for c in model.predict(x_test[:, columns])]
+
+    out = {cue: predict([j]) for j, cue in enumerate(cues)}
+    out[ALL_CUES] = predict(list(range(len(cues))))
+    return out
 
 
 def cue_baselines(
@@ -59,31 +103,17 @@ def cue_baselines(
     row. Returns ``{cue: accuracy, ..., ALL_CUES: accuracy}``, accuracies in [0, 1]; chance is
     ``1 / len(set(test_counts))`` for a balanced test set.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    cues = list(cues if cues is not None else (train_features[0] if train_features else []))
-    if not cues:
-        raise ValueError("cue_baselines: no cues (empty rows and no `cues` given)")
-    if ALL_CUES in cues:
-        raise ValueError(f"cue_baselines: {ALL_CUES!r} is reserved for the combined classifier")
-    x_train = _matrix(train_features, cues, "train_features")
-    x_test = _matrix(test_features, cues, "test_features")
-    y_train, y_test = np.asarray(train_counts), np.asarray(test_counts)
-    if len(y_train) != len(x_train) or len(y_test) != len(x_test):
+    if len(test_counts) != len(test_features):
         raise ValueError(
-            "cue_baselines: counts and feature rows differ in length "
-            f"(train {len(y_train)} vs {len(x_train)}, test {len(y_test)} vs {len(x_test)})"
+            "cue classifiers: counts and feature rows differ in length "
+            f"(test {len(test_counts)} vs {len(test_features)})"
         )
-    if len(np.unique(y_train)) < 2:
-        raise ValueError("cue_baselines: train_counts need at least two different counts")
+    predicted = cue_predictions(train_features, train_counts, test_features, cues=cues)
+    return cue_accuracies(predicted, test_counts)
 
-    def accuracy(columns: list[int]) -> float:
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        model.fit(x_train[:, columns], y_train)
-        return float((model.predict(x_test[:, columns]) == y_test).mean())
 
-    out = {cue: accuracy([j]) for j, cue in enumerate(cues)}
-    out[ALL_CUES] = accuracy(list(range(len(cues))))
-    return out
+def cue_accuracies(predicted: Mapping[str, Sequence[int]], true: Sequence[int]) -> dict[str, float]:
+    """``{cue: share of rows whose predicted count is the true one}`` for predictions of
+    :func:`cue_predictions`."""
+    truth = np.asarray(true)
+    return {cue: float((np.asarray(p) == truth).mean()) for cue, p in predicted.items()}

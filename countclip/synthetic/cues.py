@@ -9,9 +9,10 @@ the drawn outline of its shape, in fractions of the image side:
 - ``hull area``: area of the convex hull of every object outline;
 - ``spread``: root-mean-square distance of the object centres from their centroid.
 
-:func:`countbench_cue_baselines` fits :func:`countclip.evaluation.cues.cue_baselines` on scenes
-drawn like a CountBench (:func:`countclip.synthetic.countbench.cue_fit_scenes`, their own ids)
-and scores it on the CountBench's own scenes.
+:func:`countbench_cue_predictions` fits :func:`countclip.evaluation.cues.cue_predictions` on
+scenes drawn like a CountBench (:func:`countclip.synthetic.countbench.cue_fit_scenes`, their own
+ids) and guesses the count of each of the CountBench's own scenes; the accuracies, and which
+images no single cue gets right, follow from those guesses.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from scipy.spatial import ConvexHull
 from countclip.atomic import atomic_write_text
 from countclip.config import WorldConfig
 from countclip.counts import COUNTS
-from countclip.evaluation.cues import cue_baselines
+from countclip.evaluation.cues import cue_accuracies, cue_predictions
 from countclip.synthetic.countbench import SPLITS, Split, countbench_scenes, cue_fit_scenes
 from countclip.synthetic.layout import SHAPE_AREA, layout_scene, object_outline
 from countclip.synthetic.world import Scene
@@ -62,26 +63,71 @@ def cue_rows(scenes: Iterable[Scene]) -> list[dict[str, Any]]:
     return [{"sample_id": s.sample_id, "count": s.count, **scene_cues(s)} for s in scenes]
 
 
+def countbench_cue_predictions(
+    world: WorldConfig, split: Split = "dev", fit_per_count: int = CUE_FIT_PER_COUNT
+) -> dict[str, Any]:
+    """What each cue-only classifier guesses for every scene of the ``split`` CountBench, in its
+    row order (row i is the CountBench's ``SAMPLE_ID`` i): ``{"true": [count per row],
+    "predicted": {cue: [count per row]}}``; classifiers fit on ``fit_per_count`` other scenes per
+    count."""
+    test = cue_rows(scene for scene, _ in countbench_scenes(world, split))
+    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count))
+    predicted = cue_predictions(fit, [r["count"] for r in fit], test, cues=CUES)
+    return {"true": [r["count"] for r in test], "predicted": predicted}
+
+
 def countbench_cue_baselines(
     world: WorldConfig, split: Split = "dev", fit_per_count: int = CUE_FIT_PER_COUNT
 ) -> dict[str, float]:
     """Accuracy of guessing each scene's count of the ``split`` CountBench from each cue alone
     and from all cues together (classifiers fit on ``fit_per_count`` other scenes per count)."""
-    test = cue_rows(scene for scene, _ in countbench_scenes(world, split))
-    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count))
-    return cue_baselines(
-        fit, [r["count"] for r in fit], test, [r["count"] for r in test], cues=CUES
-    )
+    scenes = countbench_cue_predictions(world, split, fit_per_count)
+    return cue_accuracies(scenes["predicted"], scenes["true"])
+
+
+def cue_report(world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT) -> dict[str, Any]:
+    """The cue-only baselines of both CountBenches: ``{"chance": 1/9, "cues": [...],
+    "dev": {cue: accuracy}, "confirmatory": {...}, "scenes": {split: per-scene guesses}}`` (the
+    guesses as :func:`countbench_cue_predictions` returns them), the rows a benchmark prints
+    beside the models."""
+    report: dict[str, Any] = {"chance": 1 / len(COUNTS), "cues": list(CUES), "scenes": {}}
+    for split in SPLITS:
+        scenes = countbench_cue_predictions(world, split, fit_per_count)
+        report[split] = cue_accuracies(scenes["predicted"], scenes["true"])
+        report["scenes"][split] = scenes
+    return report
 
 
 def write_cue_report(
     path: str | os.PathLike[str], world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT
 ) -> Path:
-    """Write the cue-only baselines of both CountBenches as JSON (atomically); returns the path.
+    """Write :func:`cue_report` as JSON (atomically); returns the path."""
+    return atomic_write_text(path, json.dumps(cue_report(world, fit_per_count)) + "\n")
 
-    ``{"chance": 1/9, "cues": [...], "dev": {cue: accuracy}, "confirmatory": {...}}``: the rows a
-    benchmark prints beside the models."""
-    report: dict[str, Any] = {"chance": 1 / len(COUNTS), "cues": list(CUES)}
-    for split in SPLITS:
-        report[split] = countbench_cue_baselines(world, split, fit_per_count)
-    return atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m countclip.synthetic.cues --config CONFIG OUT``: the cue report of a config's
+    world, without building anything else (it is a function of the world's settings alone)."""
+    import argparse
+
+    from countclip.yamlconfig import load_config
+
+    parser = argparse.ArgumentParser(
+        prog="python -m countclip.synthetic.cues", description=main.__doc__
+    )
+    parser.add_argument("--config", required=True, help="a pipeline YAML (its world is used)")
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    world = load_config(args.config).world
+    report = {
+        "config": args.config,
+        "world": world.model_dump(mode="json"),
+        **cue_report(world),
+    }
+    path = atomic_write_text(args.out, json.dumps(report) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

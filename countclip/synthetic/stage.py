@@ -145,6 +145,7 @@ def run_world_stage(world: WorldConfig, data_root: str, base_url: str) -> dict:
                 "metadata": work / "metadata",
                 "countbench": work / "countbench.json",
                 "countbench_confirmatory": work / "countbench-confirmatory.json",
+                "cues": work / "cues.json",
                 "cues_dev": work / "cues-dev.json",
                 "cues_confirmatory": work / "cues-confirmatory.json",
                 "ground_truth": work / "ground_truth.parquet",
