@@ -73,7 +73,7 @@ def demo(
             label: evaluate(model_ref_for(cfg, checkpoint, label), bench, cfg.evaluate, root)
             for label, checkpoint in models.items()
         }
-    cues = (world or {}).get("outputs", {}).get("cues_dev")
-    report = report_task(results, str(Path(root) / "report"), cues)
+    cues = (world or {}).get("outputs", {}).get("cues")
+    report = report_task(results, str(Path(root) / "report"), cues, "dev")
     print(f"report: {report.get('markdown')}\n{report.get('table', '')}")
     return report

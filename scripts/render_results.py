@@ -23,6 +23,7 @@ from typing import Any
 import generated_doc
 
 from countclip.counts import COUNTS
+from countclip.evaluation.cues import best_single_cue_recall, cue_blind_rows
 from countclip.evaluation.statistics import mcnemar, paired_bootstrap_ci
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,9 +123,6 @@ def _versus(
     return delta, ", ".join(_p(p) for p in pvalues)
 
 
-ALL_CUES = "all cues"
-
-
 def cue_scenes(results: Path, folder: Path, run: Mapping[str, Any]) -> dict[str, Any] | None:
     """Each single-cue classifier's guess per image of this run's CountBench: from ``run.json``
     (``cue_scenes``), else from ``results/cues/<config name>.json`` (``python -m
@@ -146,29 +144,6 @@ def cue_scenes(results: Path, folder: Path, run: Mapping[str, Any]) -> dict[str,
             f"{folder / 'run.json'}'s; it describes another world than that run's"
         )
     return report["scenes"][split]
-
-
-def _single_cues(scenes: Mapping[str, Any]) -> dict[str, list[int]]:
-    return {cue: guesses for cue, guesses in scenes["predicted"].items() if cue != ALL_CUES}
-
-
-def cue_blind_ids(scenes: Mapping[str, Any]) -> set[int]:
-    """The CountBench rows (``SAMPLE_ID``) whose count no single-cue classifier guesses."""
-    singles = _single_cues(scenes).values()
-    return {i for i, t in enumerate(scenes["true"]) if all(g[i] != t for g in singles)}
-
-
-def best_cue_per_count(scenes: Mapping[str, Any]) -> dict[int, float]:
-    """Per count, the highest recall any single-cue classifier reaches on that count's images."""
-    truth = scenes["true"]
-    out = {}
-    for c in COUNTS:
-        rows = [i for i, t in enumerate(truth) if t == c]
-        if rows:
-            out[c] = max(
-                sum(g[i] == c for i in rows) / len(rows) for g in _single_cues(scenes).values()
-            )
-    return out
 
 
 def section(
@@ -242,7 +217,7 @@ def section(
         per_count = _per_count_mean(rows[arm])
         lines.append(f"| {arm} | " + " | ".join(_pct(per_count.get(c), 0) for c in COUNTS) + " |")
     if scenes is not None:
-        best = best_cue_per_count(scenes)
+        best = best_single_cue_recall(scenes)
         lines.append(
             "| *best single cue* | " + " | ".join(_pct(best.get(c), 0) for c in COUNTS) + " |"
         )
@@ -265,7 +240,7 @@ def _cue_blind_table(
     model that reads one non-numerical property of the layout instead of counting gains
     nothing (added after the recipes' results were seen; an analysis, not a selection)."""
     evaluated = set.union(*(set(_correct(r)) for per_seed in rows.values() for r in per_seed))
-    blind = cue_blind_ids(scenes) & evaluated
+    blind = cue_blind_rows(scenes) & evaluated
     lines = [
         "",
         f"On the {len(blind)} of {len(evaluated)} evaluated images whose count no single-cue "

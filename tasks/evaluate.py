@@ -60,16 +60,24 @@ def evaluate_task(
 
 
 @task(name="report", retries=0, cache_policy=NO_CACHE, persist_result=False)
-def report_task(results: dict, out_dir: str, cues_path: str | None = None) -> dict:
-    """Write the comparison report (CountCLIP vs control with a paired CI; the cue-only
-    baselines of the CountBench when the world computed them) and publish it as an artifact."""
+def report_task(
+    results: dict, out_dir: str, cues_path: str | None = None, split: str = "dev"
+) -> dict:
+    """Write the comparison report (CountCLIP vs control with a paired CI, also on the images
+    no single cue guesses; the cue-only baselines of the ``split`` CountBench, from the world's
+    cue report at ``cues_path`` when it computed one) and publish it as an artifact."""
     import json
     from pathlib import Path
 
     from countclip.evaluation.report import write_comparison_report
 
-    cues = json.loads(Path(cues_path).read_text()) if cues_path else None
-    report = write_comparison_report(results, out_dir, cues=cues)
+    cue_report = json.loads(Path(cues_path).read_text()) if cues_path else {}
+    report = write_comparison_report(
+        results,
+        out_dir,
+        cues=cue_report.get(split),
+        cue_scenes=(cue_report.get("scenes") or {}).get(split),
+    )
     text = Path(report["markdown"]).read_text()
     artifacts.markdown("countbench-comparison", text, "CountBench: models compared")
     return {k: str(v) for k, v in report.items()}

@@ -19,7 +19,12 @@ import numpy as np
 import pytest
 
 from countclip.config import WorldConfig
-from countclip.evaluation.cues import ALL_CUES, cue_baselines
+from countclip.evaluation.cues import (
+    ALL_CUES,
+    best_single_cue_recall,
+    cue_baselines,
+    cue_blind_rows,
+)
 from countclip.synthetic.countbench import countbench_scenes, cue_fit_scenes
 from countclip.synthetic.cues import CUES, countbench_cue_baselines, scene_cues, write_cue_report
 from countclip.synthetic.world import Scene
@@ -110,3 +115,17 @@ def test_write_cue_report(tmp_path) -> None:
         for cue, guesses in scenes["predicted"].items():
             hits = sum(g == t for g, t in zip(guesses, scenes["true"], strict=True))
             assert hits / len(guesses) == pytest.approx(report[split][cue])
+
+
+def test_cue_blind_rows_are_those_every_single_cue_gets_wrong() -> None:
+    scenes = {
+        "true": [2, 2, 3, 3, 3],
+        "predicted": {
+            "hull area": [2, 3, 3, 2, 2],  # right on rows 0, 2
+            "spread": [3, 2, 2, 2, 2],  # right on row 1
+            ALL_CUES: [2, 2, 3, 3, 3],  # counting from the layout: not a single cue
+        },
+    }
+    assert cue_blind_rows(scenes) == {3, 4}
+    # count 2: hull 1/2, spread 1/2; count 3: hull 1/3, spread 0/3
+    assert best_single_cue_recall(scenes) == {2: 0.5, 3: pytest.approx(1 / 3)}

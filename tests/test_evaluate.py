@@ -346,8 +346,17 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
     results = {
         m["stats"]["label"]: json.loads(Path(m["outputs"]["results"]).read_text()) for m in (a, b)
     }
+    # a single cue that guesses the odd rows only: the even ones are "cue-blind"
+    cue_scenes = {
+        "true": [2] * 40,
+        "predicted": {"spread": [3 if i % 2 == 0 else 2 for i in range(40)]},
+    }
     report = write_comparison_report(
-        results, tmp_path / "report", pairs=[("random", "tiny-ckpt")], cues={"spread": 0.125}
+        results,
+        tmp_path / "report",
+        pairs=[("random", "tiny-ckpt")],
+        cues={"spread": 0.125},
+        cue_scenes=cue_scenes,
     )
     assert "| metric | tiny-ckpt | random | Δ random − tiny-ckpt |" in report["table"]
     assert "| images evaluated | 26 of 28 (+1) | 26 of 28 (+1) |  |" in report["table"]
@@ -359,8 +368,15 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
         for label, r in results.items()
     }
     diff = np.mean(preds["random"]["correct"]) - np.mean(preds["tiny-ckpt"]["correct"])
-    same_images = f"**random − tiny-ckpt**: {100 * diff:+.1f} points on the same 27 images"
+    same_images = f"**random − tiny-ckpt** on the same 27 images: {100 * diff:+.1f} points"
     assert same_images in report["table"]
+    even = {
+        label: [ok for i, ok in zip(p["SAMPLE_ID"], p["correct"], strict=True) if i % 2 == 0]
+        for label, p in preds.items()
+    }
+    blind_diff = np.mean(even["random"]) - np.mean(even["tiny-ckpt"])
+    blind = f"On the {len(even['random'])} of them whose count no single-cue classifier guesses"
+    assert f"{blind}: {100 * blind_diff:+.1f} points" in report["table"]
     assert "McNemar p = " in report["table"] and "| spread | 12.5% |" in report["table"]
 
 

@@ -179,6 +179,9 @@ def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
     table = report["table"]
     for label in ("baseline", "control", "countclip"):
         assert label in table
+    # the world's cue report reaches the report: the cue-only rows, and the comparison on the
+    # images no single cue guesses
+    assert "| hull area |" in table and "whose count no single-cue classifier guesses" in table
     runs = task_runs(state)
     assert {"train-control", "train-countclip"} <= set(runs)
     for label in ("baseline", "control", "countclip"):

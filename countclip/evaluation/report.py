@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from countclip.atomic import atomic_write_json, atomic_write_text
 from countclip.counts import COUNTS
+from countclip.evaluation.cues import cue_blind_rows
 
 
 def _resolve(result: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -120,15 +121,18 @@ def _correct_by_id(result: Mapping[str, Any]) -> dict[int, bool]:
 
 
 def paired_comparison(
-    model: Mapping[str, Any], reference: Mapping[str, Any], seed: int = 0
+    model: Mapping[str, Any],
+    reference: Mapping[str, Any],
+    seed: int = 0,
+    only: Collection[int] | None = None,
 ) -> dict[str, Any] | None:
-    """``model`` − ``reference`` on the images both scored: the accuracy difference with a
-    paired bootstrap 95% CI over images, and McNemar's test (one seed: what a single run can
-    say; the benchmark adds seeds)."""
+    """``model`` − ``reference`` on the images both scored (of those, the ``SAMPLE_ID``s in
+    ``only`` when given): the accuracy difference with a paired bootstrap 95% CI over images,
+    and McNemar's test (one seed: what a single run can say; the benchmark adds seeds)."""
     from countclip.evaluation.statistics import mcnemar, paired_bootstrap_ci
 
     mine, theirs = _correct_by_id(model), _correct_by_id(reference)
-    ids = sorted(set(mine) & set(theirs))
+    ids = sorted(i for i in set(mine) & set(theirs) if only is None or i in only)
     if not ids:
         return None
     a, b = [mine[i] for i in ids], [theirs[i] for i in ids]
@@ -139,9 +143,21 @@ def paired_comparison(
     }
 
 
+def _paired_text(cmp: Mapping[str, Any]) -> str:
+    return (
+        f"{100 * cmp['diff']:+.1f} points, paired bootstrap 95% CI [{100 * cmp['low']:+.1f}, "
+        f"{100 * cmp['high']:+.1f}], McNemar p = {cmp['mcnemar_p']:.2g}"
+        + (" — the interval excludes 0" if cmp["low"] > 0 or cmp["high"] < 0 else "")
+    )
+
+
 def _paired_lines(
-    results: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]]
+    results: Mapping[str, Mapping[str, Any]],
+    pairs: Sequence[tuple[str, str]],
+    cue_blind: Collection[int] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
+    """One line per pair: on every image both scored, and (with ``cue_blind``) on the images
+    whose count no single-cue classifier guesses."""
     lines, found = [], {}
     for model, reference in pairs:
         if model not in results or reference not in results:
@@ -150,12 +166,17 @@ def _paired_lines(
         if cmp is None:
             continue
         found[f"{model} - {reference}"] = cmp
-        lines.append(
-            f"**{model} − {reference}**: {100 * cmp['diff']:+.1f} points on the same "
-            f"{cmp['images']} images, paired bootstrap 95% CI [{100 * cmp['low']:+.1f}, "
-            f"{100 * cmp['high']:+.1f}], McNemar p = {cmp['mcnemar_p']:.2g}"
-            + (" — the interval excludes 0." if cmp["low"] > 0 or cmp["high"] < 0 else ".")
-        )
+        text = f"**{model} − {reference}** on the same {cmp['images']} images: {_paired_text(cmp)}."
+        blind = None
+        if cue_blind is not None:
+            blind = paired_comparison(results[model], results[reference], only=cue_blind)
+        if blind is not None:
+            found[f"{model} - {reference}, cue-blind images"] = blind
+            text += (
+                f" On the {blind['images']} of them whose count no single-cue classifier "
+                f"guesses: {_paired_text(blind)}."
+            )
+        lines.append(text)
     return lines, found
 
 
@@ -176,10 +197,14 @@ def write_comparison_report(
     *,
     pairs: Sequence[tuple[str, str]] = (("countclip", "control"),),
     cues: Mapping[str, float] | None = None,
+    cue_scenes: Mapping[str, Any] | None = None,
 ) -> dict:
     """Write ``report.md`` (the table, the paired comparisons of ``pairs``, the cue-only
     baselines when given, each model's source and timing), ``per_count.png`` (grouped bars per
-    count, all models) and ``comparison.json``; return their paths and the text to print."""
+    count, all models) and ``comparison.json``; return their paths and the text to print.
+
+    ``cue_scenes`` (each single-cue classifier's guess per CountBench row, as the world's cue
+    report keeps them) adds each pair's difference on the images no single cue guesses."""
     from countclip.plots import plot_per_count_accuracy
 
     out_dir = Path(out_dir)
@@ -194,7 +219,8 @@ def write_comparison_report(
         },
         out_dir / "per_count.png",
     )
-    paired, comparisons = _paired_lines(results, pairs)
+    blind = cue_blind_rows(cue_scenes) if cue_scenes is not None else None
+    paired, comparisons = _paired_lines(results, pairs, blind)
     summary_text = "\n\n".join([table, *paired, *(["\n".join(_cue_lines(cues))] if cues else [])])
     lines = [
         "# CountBench comparison",
