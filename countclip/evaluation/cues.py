@@ -120,20 +120,23 @@ def cue_accuracies(predicted: Mapping[str, Sequence[int]], true: Sequence[int]) 
     return {cue: float((np.asarray(p) == truth).mean()) for cue, p in predicted.items()}
 
 
+def _single_cue_guesses(scenes: Mapping[str, Any]) -> list[Sequence[int]]:
+    return [guesses for cue, guesses in scenes["predicted"].items() if cue != ALL_CUES]
+
+
 def cue_blind_rows(scenes: Mapping[str, Any]) -> set[int]:
     """The test rows whose count no single-cue classifier guesses, for ``scenes`` =
     ``{"true": [count per row], "predicted": {cue: [guess per row]}}`` (the combined classifier,
     :data:`ALL_CUES`, is not a single cue). On these rows a model that reads one non-numerical
     property instead of counting earns nothing, so a gain there is not that property."""
-    singles = [g for cue, g in scenes["predicted"].items() if cue != ALL_CUES]
+    singles = _single_cue_guesses(scenes)
     return {i for i, t in enumerate(scenes["true"]) if all(g[i] != t for g in singles)}
 
 
 def best_single_cue_recall(scenes: Mapping[str, Any]) -> dict[int, float]:
     """Per true count, the highest recall any single-cue classifier reaches on its rows: where
     the cues are informative (a one-cue classifier is, mostly, at the ends of the range)."""
-    truth = list(scenes["true"])
-    singles = [g for cue, g in scenes["predicted"].items() if cue != ALL_CUES]
+    truth, singles = list(scenes["true"]), _single_cue_guesses(scenes)
     out = {}
     for count in sorted(set(truth)):
         rows = [i for i, t in enumerate(truth) if t == count]
