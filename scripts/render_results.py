@@ -265,14 +265,20 @@ def run_folders(results: Path) -> list[Path]:
     return sorted(p for p in results.glob("*/*") if (p / "run.json").is_file())
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _locked(run: Mapping[str, Any]) -> str:
     """Which tower parts were frozen, in words ('' when both towers trained whole). Records made
     before they carried the lock settings are of runs with the default: nothing locked."""
     parts = []
     if run.get("lock_image"):
-        parts.append(f"image tower locked but its last {run['lock_image_unlocked_groups']} groups")
+        groups = run["lock_image_unlocked_groups"]
+        parts.append(f"image tower locked but its last {_plural(groups, 'group')}")
     if run.get("lock_text"):
-        parts.append(f"text tower locked but its last {run['lock_text_unlocked_layers']} layers")
+        layers = run["lock_text_unlocked_layers"]
+        parts.append(f"text tower locked but its last {_plural(layers, 'layer')}")
     return "".join(f"; {part}" for part in parts)
 
 
