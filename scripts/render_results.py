@@ -250,9 +250,10 @@ def _cue_blind_table(
         "|---|---:|---:|---:|",
     ]
     for arm in arms:
-        accuracy = [
-            statistics.fmean(_correct(r)[i] for i in blind if i in _correct(r)) for r in rows[arm]
-        ]
+        accuracy = []
+        for run in rows[arm]:
+            correct = _correct(run)
+            accuracy.append(statistics.fmean(correct[i] for i in blind if i in correct))
         delta = "" if arm == CONTROL else _versus(rows[arm], control, blind)[0]
         lines.append(
             f"| {arm} | {_seeds(rows[arm])} | {100 * statistics.fmean(accuracy):.1f} | {delta} |"
