@@ -8,6 +8,8 @@ import torch
 
 from countclip.config import ModelConfig
 from countclip.training.model import (
+    SMALL_MODEL,
+    SMALL_MODEL_CONFIG,
     TINY_MODEL,
     TINY_MODEL_CONFIG,
     create_model,
@@ -40,6 +42,20 @@ def test_tiny_config_registered_with_open_clip(tiny):
     image = Image.new("RGB", (100, 80), (200, 10, 10))
     assert preprocess_val(image).shape == (3, 64, 64)
     assert preprocess_train(image).shape == (3, 64, 64)
+
+
+def test_small_config_is_the_tiny_design_wider():
+    assert open_clip.get_model_config(SMALL_MODEL) == SMALL_MODEL_CONFIG
+    torch.manual_seed(0)
+    model, _, preprocess_val, tokenizer = create_model(ModelConfig(name=SMALL_MODEL))
+    assert model.visual.transformer.resblocks[0].attn.num_heads == 6
+    assert len(model.transformer.resblocks) == 4
+    assert tokenizer.context_length == 16
+    from PIL import Image
+
+    image = preprocess_val(Image.new("RGB", (64, 64), (0, 0, 200))).unsqueeze(0)
+    image_f, text_f, _ = model(image, tokenizer(["two blue squares"]))[:3]
+    assert image_f.shape == text_f.shape == (1, 192)
 
 
 def test_checkpoint_loads_unchanged_with_plain_open_clip(tiny, tmp_path):

@@ -10,7 +10,9 @@ The tiny config (``countclip-tiny``) is small enough to train on 2 CPU cores: a 
 ViT-B-32 BPE vocabulary (SimpleTokenizer ships it, so no download). It is registered with
 ``open_clip.add_model_config`` when this module is imported, so ``open_clip.create_model*`` and
 ``open_clip.get_tokenizer`` know the name in every process that imports ``countclip.training.model``
-(torchrun workers included).
+(torchrun workers included). ``countclip-small`` is the same design 1.5x wider (width 192, 6 heads)
+with a 4-layer text tower: ~1.9x the tiny model's step time on the CPU, the next size up when the
+question is whether capacity, not the recipe, limits what the counting loss can add.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ TINY_MODEL_CONFIG: dict[str, Any] = {
     },
 }
 
+SMALL_MODEL = "countclip-small"
+
+SMALL_MODEL_CONFIG: dict[str, Any] = {
+    "embed_dim": 192,
+    "vision_cfg": {**TINY_MODEL_CONFIG["vision_cfg"], "width": 192},  # 192 / 32 = 6 heads
+    "text_cfg": {**TINY_MODEL_CONFIG["text_cfg"], "width": 192, "heads": 6, "layers": 4},
+}
+
 
 def register_model_config(name: str, config: dict[str, Any]) -> None:
     """Register ``config`` under ``name`` with open_clip (idempotent).
@@ -71,6 +81,7 @@ def register_model_config(name: str, config: dict[str, Any]) -> None:
 
 
 register_model_config(TINY_MODEL, TINY_MODEL_CONFIG)
+register_model_config(SMALL_MODEL, SMALL_MODEL_CONFIG)
 
 
 def _check_pretrained(pretrained: str | None) -> str | None:
