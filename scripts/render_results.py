@@ -370,12 +370,20 @@ def _runs(per_seed: Sequence[dict]) -> tuple[str, ...]:
     return tuple(r["evaluation_fingerprint"] for r in per_seed)
 
 
+def _outcome(arm: str, run: Mapping[str, Any]) -> str:
+    """What one seed's run produced: its arm, seed, the prediction for every image and its
+    zero-shot scores. A run made again from other code or rebuilt data has another fingerprint;
+    if this is equal, it reproduced the earlier run exactly and is the same row."""
+    predictions = sorted(zip(run["sample_ids"], run["predicted"], strict=True))
+    return json.dumps([arm, run["seed"], predictions, run["zero_shot"]], sort_keys=True)
+
+
 def readme_table(results: Path = RESULTS) -> str:
     """The README's one table: the headline arms of every confirmatory run (else of the
     development runs), each recipe with its CI against its control. Every recipe is shown, not
     the best one: choosing among them by their confirmatory numbers would be selection on the
     test set. A row whose runs an earlier experiment already shows (the same baselines and
-    control) is not repeated."""
+    control), or made again with the very same outcome, is not repeated."""
     folders = run_folders(results)
     chosen = [p for p in folders if p.name == "confirmatory"] or folders
     if not chosen:
@@ -389,6 +397,7 @@ def readme_table(results: Path = RESULTS) -> str:
         "|---|---|---:|---:|---:|",
     ]
     shown: dict[tuple[str, ...], str] = {}
+    outcomes: dict[str, str] = {}  # _outcome of every shown seed -> "experiment arm"
     repeated: list[str] = []
     best_cue: tuple[str, float] | None = None
     for folder in chosen:
@@ -405,7 +414,16 @@ def readme_table(results: Path = RESULTS) -> str:
             if _runs(per_seed) in shown:
                 repeated.append(f"{folder.parent.name} {arm} ({shown[_runs(per_seed)]})")
                 continue
+            earlier = {outcomes.get(_outcome(arm, r)) for r in per_seed}
+            if None not in earlier:
+                repeated.append(
+                    f"{folder.parent.name} {arm} (seed {_seeds(per_seed)} of "
+                    f"{', '.join(sorted(earlier))} made again: the same prediction for every "
+                    "image)"
+                )
+                continue
             shown[_runs(per_seed)] = f"the runs of {folder.parent.name} {arm}"
+            outcomes.update({_outcome(arm, r): f"{folder.parent.name} {arm}" for r in per_seed})
             accuracy = _mean_sd([r["accuracy"] for r in per_seed])
             lines.append(f"| {experiment} | {arm} | {_seeds(per_seed)} | {accuracy} | {delta} |")
         cues = {c: a for c, a in (run.get("cues") or {}).items() if c != "all cues"}

@@ -115,6 +115,28 @@ def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
     assert "| countclip-naive | 0 | -25.0 [" in section
 
 
+def test_a_run_made_again_with_the_same_outcome_is_not_a_second_row(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    import render_results
+
+    control, recipe = [True, False, False, False], [True, True, True, False]
+    _write_experiment(tmp_path, "exp-r2", "c2", {"control": control, "countclip": recipe})
+    # made again later (other commit, so other fingerprints), with ablations beside it
+    _write_experiment(
+        tmp_path, "exp-r2-lambda", "c3",
+        {"control": control, "countclip": recipe, "lambda-log-matched": control},
+    )  # fmt: skip
+    table = render_results.readme_table(tmp_path)
+    assert table.count("| countclip |") == 1
+    assert (
+        "exp-r2-lambda countclip (seed 0 of exp-r2 countclip made again: the same prediction "
+        "for every image)" in table
+    )
+    # one image predicted differently is another outcome, shown as its own row
+    _write_experiment(tmp_path, "exp-r3", "c4", {"control": control, "countclip": recipe[::-1]})
+    assert render_results.readme_table(tmp_path).count("| countclip |") == 2
+
+
 def _validation_run(seed: int, loss: str, last: float, shape: float, **settings: object) -> dict:
     return {**settings,
         "train_fingerprint": f"t{seed}{loss}", "code_version": "v", "baseline": "b",
