@@ -233,9 +233,7 @@ class LambdaConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     name: str = Field(
-        "countclip-tiny",
-        description="open_clip model name (countclip-tiny and countclip-small are registered by "
-        "countclip.training.model; ViT-B-32 with pretrained openai is the real path)",
+        "countclip-tiny", description="open_clip model: countclip-tiny, countclip-small, ViT-B-32"
     )
     pretrained: str | None = Field(
         None, description="open_clip pretrained tag ('openai') or a checkpoint path"
