@@ -414,7 +414,8 @@ def readme_table(results: Path = RESULTS) -> str:
             if _runs(per_seed) in shown:
                 repeated.append(f"{folder.parent.name} {arm} ({shown[_runs(per_seed)]})")
                 continue
-            earlier = {outcomes.get(_outcome(arm, r)) for r in per_seed}
+            keys = [_outcome(arm, r) for r in per_seed]
+            earlier = {outcomes.get(key) for key in keys}
             if None not in earlier:
                 repeated.append(
                     f"{folder.parent.name} {arm} (seed {_seeds(per_seed)} of "
@@ -423,7 +424,7 @@ def readme_table(results: Path = RESULTS) -> str:
                 )
                 continue
             shown[_runs(per_seed)] = f"the runs of {folder.parent.name} {arm}"
-            outcomes.update({_outcome(arm, r): f"{folder.parent.name} {arm}" for r in per_seed})
+            outcomes.update(dict.fromkeys(keys, f"{folder.parent.name} {arm}"))
             accuracy = _mean_sd([r["accuracy"] for r in per_seed])
             lines.append(f"| {experiment} | {arm} | {_seeds(per_seed)} | {accuracy} | {delta} |")
         cues = {c: a for c, a in (run.get("cues") or {}).items() if c != "all cues"}
