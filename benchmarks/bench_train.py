@@ -7,7 +7,9 @@ For attribution the run also times the CountCLIP step without that trim and a pl
 it. All run on the same model and the same batch in one process, interleaved (A, B, A, B...)
 so that load from other processes on a shared machine hits both alike; medians are reported.
 Goal: CountCLIP step time ≤ 1.3x the plain step. Also: data-loader samples/s (workers=0 and 1)
-against the step's samples/s — the loader must not be the bottleneck.
+against the step's samples/s — the loader must not be the bottleneck; and the optimiser step
+alone, torch's default per-parameter AdamW against the fused one the training loop uses
+(countclip.training.optim.adamw), on the same gradients.
 
     .venv/bin/python benchmarks/bench_train.py [--batch 64] [--steps 8] [--threads 2]
     .venv/bin/python benchmarks/bench_train.py --flops ViT-B-32 --record
@@ -39,7 +41,7 @@ from countclip.synthetic.shards import write_synthetic_shards
 from countclip.training.loader import build_train_loader, load_samples
 from countclip.training.losses import CountingClipLoss
 from countclip.training.model import TINY_MODEL, TrainForward, create_model, encode_batch
-from countclip.training.optim import param_groups
+from countclip.training.optim import adamw, param_groups
 
 
 def tower_flops(name: str) -> dict:
@@ -69,6 +71,24 @@ def tower_flops(name: str) -> dict:
     }
 
 
+def time_optimizers(model: torch.nn.Module, steps: int) -> dict[str, float]:
+    """Median seconds of one AdamW step, torch's per-parameter loop vs the fused kernel the
+    training loop uses, on the gradients the last training step left (interleaved)."""
+    settings = {"lr": 1e-5, "betas": (0.9, 0.98), "eps": 1e-6}
+    optimizers = {
+        "loop": torch.optim.AdamW(param_groups(model, 0.2), foreach=False, **settings),
+        "fused": adamw(model, weight_decay=0.2, **settings),
+    }
+    times: dict[str, list[float]] = {k: [] for k in optimizers}
+    for i in range(steps + 1):
+        for name, optimizer in optimizers.items():
+            t0 = time.perf_counter()
+            optimizer.step()
+            if i:  # the first step allocates the moments
+                times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=64)
@@ -87,7 +107,7 @@ def main() -> None:
         counting, common = write_synthetic_shards(tmp, 400, 1600, per_shard=500)
         samples = load_samples(counting, common, val_fraction=0.1)
         model, preprocess_train, _, tokenizer = create_model(ModelConfig(name=TINY_MODEL))
-        optimizer = torch.optim.AdamW(param_groups(model, 0.2), lr=1e-5)
+        optimizer = adamw(model, lr=1e-5, weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6)
 
         def loader(workers: int, steps: int):
             return build_train_loader(
@@ -144,6 +164,7 @@ def main() -> None:
                 fn()
                 times[name].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) for k, v in times.items()}
+        optimizer_s = time_optimizers(model, args.steps)
         rows = torch.cat([texts, batch["cf_texts"].flatten(0, 1)])
         unique_rows = int(torch.unique(rows, dim=0).shape[0])
 
@@ -168,6 +189,8 @@ def main() -> None:
         "ratio_untrimmed_over_clip": round(med["countclip_untrimmed"] / med["clip"], 3),
         "ratio_countclip_over_clip_trimmed": round(med["countclip"] / med["clip_trimmed"], 3),
         "step_samples_per_s": round(args.batch / med["countclip"], 1),
+        "optimizer_step_s": {k: round(v, 4) for k, v in optimizer_s.items()},
+        "ratio_fused_over_loop_adamw": round(optimizer_s["fused"] / optimizer_s["loop"], 3),
         "loader_samples_per_s": {f"workers={k}": round(v, 1) for k, v in loader_rates.items()},
     }
     print(
@@ -186,6 +209,10 @@ def main() -> None:
     print(
         f"step consumes {result['step_samples_per_s']:.0f} samples/s; loader produces "
         + ", ".join(f"{k}: {v:.0f}/s" for k, v in result["loader_samples_per_s"].items())
+    )
+    print(
+        f"AdamW step alone: per-parameter loop {optimizer_s['loop']:.3f} s, fused "
+        f"{optimizer_s['fused']:.3f} s ({result['ratio_fused_over_loop_adamw']:.2f}x)"
     )
     if args.flops:
         result["flops"] = tower_flops(args.flops)

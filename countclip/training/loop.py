@@ -2,8 +2,8 @@
 
 open_clip's own trainer cannot feed counterfactual captions, so this is a small loop around
 open_clip's pieces (model, tokenizer, ``ClipLoss`` + feature gathering) with the open_clip
-recipe: AdamW without weight decay on gains/biases/logit scale, linear warmup then cosine,
-gradient clipping, logit scale clamped to ≤ 100, bf16 autocast on CUDA only.
+recipe: AdamW (torch's fused kernel) without weight decay on gains/biases/logit scale, linear
+warmup then cosine, gradient clipping, logit scale clamped to ≤ 100, bf16 autocast on CUDA only.
 
 One step: a single forward through the (DDP-wrapped) model with the batch images and the
 *distinct* token rows among captions and counterfactuals (a counting sample's nine count variants
@@ -58,7 +58,7 @@ from countclip.training.model import (
     save_checkpoint_for_open_clip,
     unwrap_model,
 )
-from countclip.training.optim import param_groups, warmup_cosine
+from countclip.training.optim import adamw, warmup_cosine
 from countclip.training.runtime import (
     MetricsLog,
     all_reduce_ints,
@@ -165,9 +165,7 @@ def _train(
         unwrap_model(model).load_state_dict(state["model"])
     start_step = state["step"] if state is not None else 0
 
-    optimizer = torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
-    )
+    optimizer = adamw(model, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, eps=cfg.eps)
     model = TrainForward(model)
     if world_size > 1:
         model = nn.parallel.DistributedDataParallel(

@@ -1,5 +1,5 @@
 """The open_clip optimisation recipe, shared by pretraining and fine-tuning: which parameters get
-weight decay, and the learning-rate shape (linear warmup, then cosine to zero)."""
+weight decay, the optimiser, and the learning-rate shape (linear warmup, then cosine to zero)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -21,6 +22,26 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         {"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
         {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": weight_decay},
     ]
+
+
+def adamw(
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    eps: float,
+) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups`, with torch's fused kernel.
+
+    Without ``fused`` (or ``foreach``) torch updates parameter by parameter on CPU; the tiny
+    model's step spent ~12% of its time there, most of it on the 49k-row token embedding.
+    The fused kernel is the same update in one pass per group (benchmarks/bench_train.py
+    measures both on the same gradients); it runs on CPU and CUDA alike.
+    """
+    return torch.optim.AdamW(
+        param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps, fused=True
+    )
 
 
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
