@@ -7,7 +7,8 @@ seeds, the difference to the control with a paired bootstrap 95% CI over images 
 McNemar's test per seed (the same images, control vs arm), the worst count, zero-shot accuracy
 per task against the control, the cue-only baselines, and the per-count table; and the README's
 one results table (between its ``results:start``/``results:end`` markers); and the validation
-runs that tuned the recipes (``results/validation/*.json``). ``--check`` exits non-zero when
+runs that tuned the recipes (``results/validation/*.json``), and the cue-only baselines at
+finer object scales (``results/cues/object-scale.json``). ``--check`` exits non-zero when
 any of these is not what the raw results render to (a test runs it).
 """
 
@@ -326,6 +327,38 @@ def validation_section(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def object_scale_section(results: Path) -> str:
+    """The single-cue baselines of both CountBenches at the object scales finer images would
+    allow (``benchmarks/cue_scale.py``): does the convex-hull cue go away?"""
+    path = results / "cues" / "object-scale.json"
+    if not path.exists():
+        return ""
+    record = json.loads(path.read_text())
+    cues = ("largest item", "mean item", "total area", "hull area", "spread")
+    lines = [
+        "## Cue-only baselines at finer object scales",
+        "",
+        "From `benchmarks/cue_scale.py` (layouts only, no model): the world's layout with its",
+        "smallest object set to what an image of the named side would allow (~8 px), each cue's",
+        f"classifier accuracy % on the dev / confirmatory CountBench of `{record['config']}`.",
+        "Every variant tried is listed; the shipped world is the first row and is unchanged.",
+        "",
+        "| variant | " + " | ".join(cues) + " | all cues |",
+        "|---|" + "---:|" * (len(cues) + 1),
+    ]
+    for row in record["variants"]:
+        cells = [f"{_pct(row['dev'][c])} / {_pct(row['confirmatory'][c])}" for c in cues]
+        cells.append(f"{_pct(row['dev']['all cues'])} / {_pct(row['confirmatory']['all cues'])}")
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    chance = record["variants"][0]["chance"]
+    lines += [
+        "",
+        f"Chance {_pct(chance)}%; a single cue should stay within chance + 5 = "
+        f"{_pct(chance + 0.05)}%.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(results: Path = RESULTS) -> str:
     parts = [HEADER]
     folders = run_folders(results)
@@ -335,9 +368,7 @@ def render(results: Path = RESULTS) -> str:
         parts.append(
             section(folder.parent.name, folder.name, run, rows, _recipe_of(folder, loaded), scenes)
         )
-    validation = validation_section(results)
-    if validation:
-        parts.append(validation)
+    parts += [part for part in (validation_section(results), object_scale_section(results)) if part]
     return "\n".join(parts)
 
 

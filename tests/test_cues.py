@@ -129,3 +129,25 @@ def test_cue_blind_rows_are_those_every_single_cue_gets_wrong() -> None:
     assert cue_blind_rows(scenes) == {3, 4}
     # count 2: hull 1/2, spread 1/2; count 3: hull 1/3, spread 0/3
     assert best_single_cue_recall(scenes) == {2: 0.5, 3: pytest.approx(1 / 3)}
+
+
+def test_finer_object_scale_variants_restore_the_shipped_layout() -> None:
+    """benchmarks/cue_scale.py changes layout constants only inside its block: a variant that
+    lowers the smallest object changes the layouts, and afterwards the shipped ones come back;
+    a constant the layout does not have is an error."""
+    import sys
+    from pathlib import Path
+
+    import countclip.synthetic.layout as layout
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from cue_scale import layout_constants
+
+    scene = Scene(sample_id=7, count=10, shape="circle", colour="red")
+    shipped = layout.layout_scene(scene)
+    with layout_constants(MIN_DIAMETER=0.033, FIT_ALL_DIAMETER=0.05):
+        finer = layout.layout_scene(scene)
+    assert max(p.radius for p in finer) * 2 <= 0.05 * 1.05 < min(p.radius for p in shipped) * 2
+    assert layout.layout_scene(scene) == shipped and layout.MIN_DIAMETER == 0.13
+    with pytest.raises(AttributeError, match="MIN_DIAMETRE"), layout_constants(MIN_DIAMETRE=0.1):
+        pass
