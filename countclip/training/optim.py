@@ -35,7 +35,7 @@ def adamw(
     """AdamW over :func:`param_groups`, with torch's fused kernel.
 
     Without ``fused`` (or ``foreach``) torch updates parameter by parameter on CPU; the tiny
-    model's step spent ~12% of its time there, most of it on the 49k-row token embedding.
+    model's step spent about a tenth of its time there, most of it on the 49k-row token embedding.
     The fused kernel is the same update in one pass per group (benchmarks/bench_train.py
     measures both on the same gradients); it runs on CPU and CUDA alike.
     """
