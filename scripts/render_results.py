@@ -24,8 +24,9 @@ from typing import Any
 import generated_doc
 
 from countclip.counts import COUNTS
-from countclip.evaluation.cues import best_single_cue_recall, cue_blind_rows
+from countclip.evaluation.cues import ALL_CUES, best_single_cue_recall, cue_blind_rows
 from countclip.evaluation.statistics import mcnemar, paired_bootstrap_ci
+from countclip.synthetic.cues import CUES
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -334,7 +335,7 @@ def object_scale_section(results: Path) -> str:
     if not path.exists():
         return ""
     record = json.loads(path.read_text())
-    cues = ("largest item", "mean item", "total area", "hull area", "spread")
+    columns = (*CUES, ALL_CUES)
     lines = [
         "## Cue-only baselines at finer object scales",
         "",
@@ -343,12 +344,11 @@ def object_scale_section(results: Path) -> str:
         f"classifier accuracy % on the dev / confirmatory CountBench of `{record['config']}`.",
         "Every variant tried is listed; the shipped world is the first row and is unchanged.",
         "",
-        "| variant | " + " | ".join(cues) + " | all cues |",
-        "|---|" + "---:|" * (len(cues) + 1),
+        "| variant | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
     ]
     for row in record["variants"]:
-        cells = [f"{_pct(row['dev'][c])} / {_pct(row['confirmatory'][c])}" for c in cues]
-        cells.append(f"{_pct(row['dev']['all cues'])} / {_pct(row['confirmatory']['all cues'])}")
+        cells = [f"{_pct(row['dev'][c])} / {_pct(row['confirmatory'][c])}" for c in columns]
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
     chance = record["variants"][0]["chance"]
     lines += [
