@@ -40,9 +40,9 @@ from scale_record import record, snapshot  # noqa: E402
 
 from countclip.config import CaptionConfig, MetadataConfig, WorldConfig  # noqa: E402
 from countclip.data.captions.parser import CaptionParser  # noqa: E402
-from countclip.data.captions.stage import merge_caption_parts, run_caption_stage  # noqa: E402
-from countclip.data.metadata import run_metadata_stage  # noqa: E402
-from countclip.synthetic.metadata import generate_metadata  # noqa: E402
+from countclip.stages.captions import merge_caption_parts, run_caption_stage  # noqa: E402
+from countclip.stages.metadata import run_metadata_stage
+from countclip.synthetic.laion_metadata import generate_metadata  # noqa: E402
 
 
 def one_part(path: str, root: str) -> dict:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_distributed.py [--n 2000] [--repeats 2] [--record]
 
-Both go through :func:`countclip.data.download.stage.download_urls` with the same settings
+Both go through :func:`countclip.data.download.passes.download_urls` with the same settings
 (the stage's child process, accounting, one pass: the loopback server misbehaves on no id), on
 ``--processes`` CPUs: a pool of that many processes, or a local Ray cluster of that many CPUs
 started by the pass. Each repeat runs both engines on the full list and on one shard, in
@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from countclip.config import DownloadConfig, WorldConfig
-from countclip.data.download.stage import download_urls
+from countclip.data.download.passes import download_urls
 from countclip.offline import apply_offline_env
 from countclip.synthetic import ImageServer
 

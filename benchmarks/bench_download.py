@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 
 from countclip.config import WorldConfig
 from countclip.data.download.runner import img2dataset_kwargs
-from countclip.data.download.stage import run_download_stage
 from countclip.offline import apply_offline_env
+from countclip.stages.download import run_download_stage
 from countclip.synthetic import ImageServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

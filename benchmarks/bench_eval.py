@@ -45,8 +45,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from countclip.config import DownloadConfig, EvalConfig, WorldConfig
-    from countclip.evaluation.countbench import run_countbench_stage
-    from countclip.evaluation.stage import evaluate_countbench
+    from countclip.evaluation.countbench_scores import evaluate_countbench
+    from countclip.stages.countbench import run_countbench_stage
     from countclip.synthetic import ImageServer, write_countbench
     from countclip.training.model import load_model
 

@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the loopback Range server of the remo
 from scale_record import record, snapshot  # noqa: E402
 
 from countclip.config import CaptionConfig, MetadataConfig  # noqa: E402
-from countclip.data.captions.stage import run_caption_stage  # noqa: E402
-from countclip.data.metadata import _copy, _filter_params, connect, run_metadata_stage  # noqa: E402
+from countclip.data.metadata_query import _copy, _filter_params, connect
+from countclip.stages.captions import run_caption_stage  # noqa: E402
+from countclip.stages.metadata import run_metadata_stage
 
 NUMBER_CAPTIONS = [
     "Set of three red stars vector icon",

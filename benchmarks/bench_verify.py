@@ -34,9 +34,9 @@ from PIL import Image
 
 from countclip.config import VerifyConfig, WorldConfig
 from countclip.counts import COUNTS
-from countclip.data.verify.counters import build_counter
+from countclip.data.verify.build import build_counter
 from countclip.data.verify.quality import verification_quality
-from countclip.data.verify.stage import run_verify_stage
+from countclip.stages.verify import run_verify_stage
 from countclip.synthetic import NUMBER_WORDS, render_scene, world_truth, write_ground_truth
 
 

@@ -5,7 +5,7 @@ At the 64 px the tiny model trains on, an object is at least 0.13 of the image s
 ten of them cannot make a thin hull, so the hull area alone guesses the count above chance + 5
 (docs/protocol.md). The same 8 px is 0.065 of a 128 px side and 0.033 of a 256 px one. Each
 variant below sets the layout constants of :mod:`countclip.synthetic.layout` (restored after)
-and recomputes :func:`countclip.synthetic.cues.cue_report` on the world of ``--config``: no
+and recomputes :func:`countclip.synthetic.scene_cues.cue_report` on the world of ``--config``: no
 model and no image, the layouts alone, so the whole table takes seconds. Every variant tried is
 listed, none is chosen, and the shipped world is unchanged.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import countclip.synthetic.layout as layout
 from countclip.atomic import atomic_write_text
-from countclip.synthetic.cues import cue_report
+from countclip.synthetic.scene_cues import cue_report
 from countclip.yamlconfig import load_config
 
 REPO = Path(__file__).resolve().parents[1]

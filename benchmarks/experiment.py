@@ -98,12 +98,12 @@ def build_data(cfg: PipelineConfig, verify_configs: Iterable[Any]) -> dict[str, 
     Returns the world manifest, the common download, one verified counting set per distinct
     verify config (keyed by its JSON), and the CountBench stage per split.
     """
-    from countclip.data.captions.stage import run_caption_stage
-    from countclip.data.download.stage import run_download_stage
-    from countclip.data.metadata import run_metadata_stage
-    from countclip.data.verify.stage import run_verify_stage
-    from countclip.evaluation.countbench import run_countbench_stage
-    from countclip.synthetic.stage import run_world_stage, serve_world, world_source
+    from countclip.stages.captions import run_caption_stage
+    from countclip.stages.countbench import run_countbench_stage
+    from countclip.stages.download import run_download_stage
+    from countclip.stages.metadata import run_metadata_stage
+    from countclip.stages.verify import run_verify_stage
+    from countclip.stages.world import run_world_stage, serve_world, world_source
 
     root = cfg.data_root
     with serve_world(cfg.world) as base_url:
@@ -144,7 +144,7 @@ def verified_for(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
 
 def baseline(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
     """The baseline pretrained with ``cfg.pretrain`` (its seed is the run's seed)."""
-    from countclip.synthetic.pretrain import run_pretrain_stage
+    from countclip.stages.pretrain import run_pretrain_stage
 
     return run_pretrain_stage(data["world"], cfg.pretrain, cfg.data_root)
 
@@ -156,8 +156,8 @@ def fine_tune(
     data: Mapping[str, Any], cfg: PipelineConfig, baseline_checkpoint: str
 ) -> dict[str, Any]:
     """λ for the arm's scheme, then the fine-tune from the baseline: the train manifest."""
-    from countclip.data.lambdas import run_lambda_stage
-    from countclip.training.stage import run_training
+    from countclip.stages.lambdas import run_lambda_stage
+    from countclip.stages.train import run_training
 
     counting = verified_for(data, cfg)
     train = cfg.train.model_copy(deep=True)
@@ -173,7 +173,7 @@ def evaluate(
     cfg: PipelineConfig, bench: Mapping[str, Any], label: str, checkpoint: str, split: str
 ) -> dict[str, Any]:
     """CountBench (``bench``) and the zero-shot check (``split`` of the world's sets)."""
-    from countclip.evaluation.stage import run_evaluation_stage
+    from countclip.stages.evaluate import run_evaluation_stage
 
     ref = {"name": cfg.train.model.name, "checkpoint": checkpoint, "label": label}
     eval_cfg = cfg.evaluate.model_copy(update={"zero_shot_split": split})
@@ -181,7 +181,7 @@ def evaluate(
 
 
 def zero_shot_datasets(data: Mapping[str, Any]) -> dict[str, str]:
-    from countclip.synthetic.stage import zero_shot_datasets as of_world
+    from countclip.stages.world import zero_shot_datasets as of_world
 
     return of_world(data["world"])
 

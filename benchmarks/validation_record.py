@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from countclip.atomic import atomic_write_json
-from countclip.stage import MANIFEST_NAME, read_manifest
+from countclip.stages.base import MANIFEST_NAME, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATION = REPO / "results" / "validation"
@@ -62,7 +62,7 @@ def _baseline(data_root: Path, train: dict[str, Any]) -> dict[str, Any]:
 
 def _zero_shot_sets(data_root: Path, baseline: dict[str, Any]) -> dict[str, str]:
     """The zero-shot sets of the world the run's baseline was pretrained on."""
-    from countclip.synthetic.stage import zero_shot_datasets
+    from countclip.stages.world import zero_shot_datasets
 
     return zero_shot_datasets(_upstream(data_root, "world", baseline["inputs"]["world"]))
 

@@ -6,7 +6,7 @@ The package is grouped by pipeline role:
 - :mod:`countclip.training` — the open_clip model, L_CLIP + λ·L_count, the resumable loop;
 - :mod:`countclip.evaluation` — CountBench, the zero-shot check, reports;
 - :mod:`countclip.synthetic` — the offline world (images, metadata, server, baseline);
-- :mod:`countclip.stage` — the one stage helper every stage uses.
+- :mod:`countclip.stages.base` — the one stage helper every stage uses.
 
 The public API of the design is importable from here, lazily (``import countclip`` stays cheap:
 spaCy and torch load only when a name that needs them is used)::

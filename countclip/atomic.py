@@ -118,7 +118,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp directory beside ``path``; on success it replaces ``path`` whole.
 
     Replacing an existing directory is not atomic on POSIX (remove, then rename): callers that
-    may race hold the stage lock (:mod:`countclip.stage`).
+    may race hold the stage lock (:mod:`countclip.stages.base`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """What a stage's output is a function of, as short stable digests.
 
-A stage directory is named by :func:`fingerprint` of three things (see :mod:`countclip.stage`):
+A stage directory is named by :func:`fingerprint` of three things
+(see :mod:`countclip.stages.base`):
 
 * the **semantic** config: pydantic models are dumped with :func:`countclip.config.semantic_dump`,
   which leaves out speed-only settings (processes, threads, batch sizes for inference, device);
@@ -15,8 +16,8 @@ A stage directory is named by :func:`fingerprint` of three things (see :mod:`cou
 
 Two modules are left out of every code version because their effect on outputs is already in
 the fingerprint by other means: :mod:`countclip.config` (the values it validates are hashed) and
-the stage bookkeeping itself (:mod:`countclip.stage`, :mod:`countclip.atomic`, this module),
-whose on-disk layout is versioned by :data:`countclip.stage.LAYOUT_VERSION`.
+the stage bookkeeping itself (:mod:`countclip.stages.base`, :mod:`countclip.atomic`, this module),
+whose on-disk layout is versioned by :data:`countclip.stages.base.LAYOUT_VERSION`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ NEUTRAL_MODULES: frozenset[str] = frozenset(
     {
         "countclip",
         "countclip.config",
-        "countclip.stage",
+        "countclip.stages",
+        "countclip.stages.base",
+        "countclip.progress",
         "countclip.atomic",
         "countclip.fingerprints",
     }

@@ -2,7 +2,7 @@
 
 matplotlib runs headless (Agg): stages run in Prefect workers and tests with no display. Each
 function builds its own ``Figure`` (no pyplot global state, so threads and repeated calls do not
-leak figures), saves it through :func:`countclip.stage.atomic_path` (a crash never leaves a
+leak figures), saves it through :func:`countclip.atomic.atomic_path` (a crash never leaves a
 half-written PNG that a later cache hit would serve) and returns the final path.
 """
 

@@ -1,11 +1,13 @@
-"""``build-count-dataset``: metadata -> captions -> download counting + common -> λ."""
+"""``build-count-dataset``: metadata -> captions -> download counting + common -> verify -> λ."""
 
 from __future__ import annotations
 
 from prefect import flow
 
+from countclip import pipeline
 from countclip.config import PipelineConfig
-from countclip_flows.common import Runner, build_stages, resolve_config, world_context
+from countclip_flows.context import Runner, resolve_config, select_for, stoppable
+from countclip_flows.runner import PrefectRunner
 
 
 @flow(name="build-count-dataset", log_prints=True)
@@ -23,8 +25,8 @@ def build_count_dataset(
             Dask cluster; ``default`` needs nothing extra.
     """
     cfg = resolve_config(cfg, data_root)
-    with world_context(cfg):
-        manifests = build_stages(cfg, runner)
+    with stoppable():
+        manifests = pipeline.build(cfg, PrefectRunner(cfg.data_root), select_for(runner))
     print(
         f"counting set: {manifests['counting']['stats']['successes']} images, "
         f"common set: {manifests['common']['stats']['successes']} images, "

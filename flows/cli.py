@@ -3,8 +3,8 @@
 Each subcommand loads a YAML config (partial, merged over the defaults), applies ``--set``
 overrides and runs one flow in this process. With no ``PREFECT_API_URL`` a temporary local
 Prefect server records the run, its task runs and artifacts; it dies with this process, even
-on ``kill -9`` (:mod:`countclip_flows.server`). SIGTERM or SIGINT ends the run within seconds
-with exit status 128 + the signal number, leaving what a rerun resumes
+on ``kill -9`` (:mod:`countclip_flows.prefect_server`). SIGTERM or SIGINT ends the run within
+seconds with exit status 128 + the signal number, leaving what a rerun resumes
 (:mod:`countclip_flows.interrupts`).
 
 Prefect is imported lazily inside the commands: ``countclip/`` is the plain library layer, and
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="demo: world -> build -> baseline, control, CountCLIP -> CountBench report",
         description="Run the demo flow.",
     )
-    _common(demo)
+    _common(demo, runner=False)
     return parser
 
 
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
     if args.command == "demo":
         from countclip_flows.demo import demo
 
-        return demo(cfg=cfg, data_root=args.data_root, runner=args.runner)
+        return demo(cfg=cfg, data_root=args.data_root)
     raise AssertionError(args.command)
 
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             cfg = _config(args)  # a bad config fails before any server starts
             from countclip.offline import apply_offline_env
-            from countclip_flows.server import prefect_api
+            from countclip_flows.prefect_server import prefect_api
 
             apply_offline_env(online=not cfg.synthetic)  # before the server: no telemetry
 

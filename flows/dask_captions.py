@@ -16,7 +16,7 @@ from prefect import flow
 from prefect.context import FlowRunContext
 
 from countclip.config import DaskConfig, MetadataConfig, PipelineConfig
-from countclip.data.metadata import source_files
+from countclip.stages.metadata import source_files
 from countclip_tasks.caching import bind
 from countclip_tasks.captions import captions_task, merge_captions_task
 from countclip_tasks.metadata import metadata_for

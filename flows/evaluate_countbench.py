@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from countclip import pipeline
 from countclip.config import PipelineConfig
-from countclip.evaluation.promotion import read_promoted
-from countclip_flows.common import resolve_config, world_context
-from countclip_tasks.caching import bind
-from countclip_tasks.evaluate import countbench_task, evaluate_task
-
-
-def model_ref_for(cfg: PipelineConfig, checkpoint: str | None, label: str) -> dict:
-    """The ``model_ref`` the evaluation stage takes."""
-    return {
-        "name": cfg.train.model.name,
-        "checkpoint": checkpoint,
-        "pretrained": cfg.train.model.pretrained,
-        "label": label,
-    }
+from countclip_flows.context import resolve_config, stoppable
+from countclip_flows.runner import PrefectRunner
+from countclip_tasks.promote import read_promoted
 
 
 @flow(name="evaluate-countbench", log_prints=True)
@@ -34,10 +24,7 @@ def evaluate_countbench(
         promoted = read_promoted(cfg.data_root)
         checkpoint = promoted.get("checkpoint") if promoted else None
     label = label or ("base" if checkpoint is None else "checkpoint")
-    with world_context(cfg):
-        bench = bind(countbench_task, cfg.data_root)(cfg.evaluate, cfg.download, cfg.data_root)
-        result = bind(evaluate_task, cfg.data_root)(
-            model_ref_for(cfg, checkpoint, label), bench, cfg.evaluate, cfg.data_root
-        )
+    with stoppable():
+        result = pipeline.evaluate(cfg, PrefectRunner(cfg.data_root), checkpoint, label)
     print(f"{label}: CountBench accuracy {result.get('accuracy')}")
     return result

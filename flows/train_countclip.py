@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from countclip import pipeline
 from countclip.config import PipelineConfig
-from countclip_flows.common import Runner, build_stages, resolve_config, world_context
-from countclip_tasks.caching import bind
-from countclip_tasks.train import train_task
+from countclip_flows.context import Runner, resolve_config, select_for, stoppable
+from countclip_flows.runner import PrefectRunner
 
 
 @flow(name="train-countclip", log_prints=True)
@@ -22,11 +22,8 @@ def train_countclip(
     ``cfg.train.count_loss = "none"`` (or ``lambda_scale = 0``) trains the L_CLIP-only control.
     """
     cfg = resolve_config(cfg, data_root)
-    with world_context(cfg):
-        data = build_stages(cfg, runner)
-        manifest = bind(train_task, cfg.data_root)(
-            data["verified"], data["common"], data["lambdas"], cfg.train, cfg.data_root, label=label
-        )
+    with stoppable():
+        manifest = pipeline.train(cfg, PrefectRunner(cfg.data_root), label, select_for(runner))
     print(
         f"{label}: best val counting accuracy {manifest['stats'].get('best_val_count_acc')}, "
         f"checkpoint {manifest.get('outputs', {}).get('checkpoint')}"

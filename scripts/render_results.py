@@ -26,7 +26,7 @@ import generated_doc
 from countclip.counts import COUNTS
 from countclip.evaluation.cues import ALL_CUES, best_single_cue_recall, cue_blind_rows
 from countclip.evaluation.statistics import mcnemar, paired_bootstrap_ci
-from countclip.synthetic.cues import CUES
+from countclip.synthetic.scene_cues import CUES
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -128,7 +128,7 @@ def _versus(
 def cue_scenes(results: Path, folder: Path, run: Mapping[str, Any]) -> dict[str, Any] | None:
     """Each single-cue classifier's guess per image of this run's CountBench: from ``run.json``
     (``cue_scenes``), else from ``results/cues/<config name>.json`` (``python -m
-    countclip.synthetic.cues``: the guesses are a function of the world's settings alone), which
+    countclip.synthetic.scene_cues``: the guesses are a function of the world's settings alone), which
     must give exactly the run's own cue accuracies. None when neither exists."""
     if run.get("cue_scenes"):
         return run["cue_scenes"]

@@ -1,8 +1,8 @@
 """The cache policy every stage task uses, and where cached results live.
 
-The cache key of a stage task *is* the stage's fingerprint (:mod:`countclip.stage`): the library
-computes it from the task's inputs with the stage's ``plan_*`` function (semantic config,
-upstream fingerprints, the stage's code version, derived from its source). So there is one
+The cache key of a stage task *is* the stage's fingerprint (:mod:`countclip.stages.base`): the
+library computes it from the task's inputs with the stage's ``plan_*`` function (semantic
+config, upstream fingerprints, the stage's code version, derived from its source). So there is one
 identity, not two: no list of modules to keep in step, speed-only settings never change a key,
 and a code edit changes the key of that stage and, through the fingerprints, of every stage
 downstream of it.
@@ -32,7 +32,7 @@ from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import Task
 
-from countclip.stage import StagePlan
+from countclip.stages.base import StagePlan
 
 log = logging.getLogger(__name__)
 RESULTS_DIRNAME = ".prefect-results"

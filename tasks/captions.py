@@ -4,7 +4,7 @@ merge of per-part caption stages (the Dask path)."""
 from __future__ import annotations
 
 from countclip.config import CaptionConfig
-from countclip.data.captions.stage import (
+from countclip.stages.captions import (
     merge_caption_parts,
     plan_caption_merge,
     plan_caption_stage,

@@ -16,7 +16,7 @@ from typing import Literal
 from prefect.runtime import task_run
 
 from countclip.config import DownloadConfig
-from countclip.data.download.stage import plan_download_stage, run_download_stage
+from countclip.stages.download import plan_download_stage, run_download_stage
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries

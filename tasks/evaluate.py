@@ -1,30 +1,16 @@
-"""Stage 6 tasks: CountBench shards, evaluation of one model, comparison report."""
+"""Evaluation tasks: one model on CountBench and the zero-shot check; the comparison report."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from countclip.config import DownloadConfig, EvalConfig
-from countclip.evaluation.countbench import plan_countbench_stage, run_countbench_stage
-from countclip.evaluation.stage import plan_evaluation_stage, run_evaluation_stage
+from countclip.config import EvalConfig
+from countclip.stages.evaluate import plan_evaluation_stage, run_evaluation_stage, run_report
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
-from countclip_tasks.retrying import transient_retries
-
-
-@stage_task(
-    plan_countbench_stage,
-    "countbench",
-    **transient_retries(retries=3, backoff=2.0, jitter=0.5),
-)
-def countbench_task(cfg: EvalConfig, download_cfg: DownloadConfig, data_root: str) -> dict:
-    """Download CountBench's images (remote URLs: transient failures are retried)."""
-    progress = artifacts.ProgressReporter("countbench-progress", "CountBench download")
-    manifest = run_countbench_stage(cfg, download_cfg, data_root, progress=progress)
-    progress.done()
-    artifacts.markdown("countbench-summary", artifacts.manifest_markdown("CountBench", manifest))
-    return manifest
 
 
 def _per_count_rows(manifest: dict) -> list[dict]:
@@ -66,18 +52,7 @@ def report_task(
     """Write the comparison report (CountCLIP vs control with a paired CI, also on the images
     no single cue guesses; the cue-only baselines of the ``split`` CountBench, from the world's
     cue report at ``cues_path`` when it computed one) and publish it as an artifact."""
-    import json
-    from pathlib import Path
-
-    from countclip.evaluation.report import write_comparison_report
-
-    cue_report = json.loads(Path(cues_path).read_text()) if cues_path else {}
-    report = write_comparison_report(
-        results,
-        out_dir,
-        cues=cue_report.get(split),
-        cue_scenes=(cue_report.get("scenes") or {}).get(split),
-    )
+    report = run_report(results, out_dir, cues_path, split)
     text = Path(report["markdown"]).read_text()
     artifacts.markdown("countbench-comparison", text, "CountBench: models compared")
-    return {k: str(v) for k, v in report.items()}
+    return report

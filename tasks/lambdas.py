@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from countclip.config import LambdaConfig
-from countclip.data.lambdas import plan_lambda_stage, run_lambda_stage
+from countclip.stages.lambdas import plan_lambda_stage, run_lambda_stage
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
 

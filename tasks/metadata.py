@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from countclip.config import MetadataConfig
-from countclip.data.metadata import is_remote, plan_metadata_stage, run_metadata_stage
+from countclip.stages.metadata import is_remote, plan_metadata_stage, run_metadata_stage
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries
@@ -20,7 +20,7 @@ def metadata_task(cfg: MetadataConfig, data_root: str) -> dict:
 
 
 # Remote parquet (Re-LAION over hf:// or https) fails transiently (5xx, 429, reset connections,
-# timeouts: countclip.data.remote.RemoteSourceError): back off and retry. A 404, a denied
+# timeouts: countclip.data.remote_parquet.RemoteSourceError): back off and retry. A 404, a denied
 # access, a missing column or a malformed file is bad input (MetadataError, a ValueError) and
 # fails at once; so does any local-source error (no retries on the plain task above).
 remote_metadata_task = metadata_task.with_options(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from countclip.config import PretrainConfig
-from countclip.synthetic.pretrain import plan_pretrain_stage, run_pretrain_stage
+from countclip.stages.pretrain import plan_pretrain_stage, run_pretrain_stage
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from prefect.tasks import exponential_backoff
 
-from countclip.atomic import is_disk_full
-from countclip.stage import StageBusy
+from countclip.stages.base import StageBusy, is_disk_full
 
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,

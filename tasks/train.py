@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from countclip.config import TrainConfig
-from countclip.training.stage import plan_training, run_training
+from countclip.stages.train import plan_training, run_training
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
 

@@ -8,7 +8,7 @@ retried: it fails before the stage writes anything, with the file's name.
 from __future__ import annotations
 
 from countclip.config import VerifyConfig
-from countclip.data.verify.stage import plan_verify_stage, run_verify_stage
+from countclip.stages.verify import plan_verify_stage, run_verify_stage
 from countclip_tasks import artifacts
 from countclip_tasks.caching import stage_task
 from countclip_tasks.retrying import transient_retries

@@ -19,7 +19,7 @@ from countclip.data.captions.parser import (
     parse_caption,
     parse_captions,
 )
-from countclip.data.captions.stage import run_caption_stage
+from countclip.stages.captions import run_caption_stage
 
 # (caption, expected count) — captions in the style of LAION-400M alt texts
 ACCEPTED = [

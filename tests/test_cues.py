@@ -25,8 +25,13 @@ from countclip.evaluation.cues import (
     cue_baselines,
     cue_blind_rows,
 )
-from countclip.synthetic.countbench import countbench_scenes, cue_fit_scenes
-from countclip.synthetic.cues import CUES, countbench_cue_baselines, scene_cues, write_cue_report
+from countclip.synthetic.bench_scenes import countbench_scenes, cue_fit_scenes
+from countclip.synthetic.scene_cues import (
+    CUES,
+    countbench_cue_baselines,
+    scene_cues,
+    write_cue_report,
+)
 from countclip.synthetic.world import Scene
 
 CHANCE = 1 / 9

@@ -27,12 +27,8 @@ from test_download import _counting_parquet, _shard_samples, _warm
 from countclip.config import DownloadConfig, WorldConfig, is_speed_only, semantic_dump
 from countclip.data.download import engines
 from countclip.data.download.engines import ClusterUnreachable, check_cluster
-from countclip.data.download.stage import (
-    download_urls,
-    read_results,
-    run_download_stage,
-    shard_paths,
-)
+from countclip.data.download.passes import download_urls, read_results, shard_paths
+from countclip.stages.download import run_download_stage
 from countclip.synthetic import ImageServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +126,7 @@ def test_a_ray_address_that_never_answers_stops_the_child_naming_the_setting(tmp
 _CALLER = """
 import sys
 from countclip.config import DownloadConfig
-from countclip.data.download.stage import download_urls
+from countclip.data.download.passes import download_urls
 cfg = DownloadConfig.model_validate_json(sys.argv[3])
 download_urls(sys.argv[1], sys.argv[2], cfg, additional_columns=["SAMPLE_ID"])
 """

@@ -24,6 +24,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from countclip.config import DownloadConfig, LambdaConfig, WorldConfig
+from countclip.data.download.passes import (
+    DownloadStalled,
+    DownloadStopped,
+    classify_error,
+    download_urls,
+    read_results,
+    shard_paths,
+)
 from countclip.data.download.results import (
     completed_shards,
     read_ledger,
@@ -36,17 +44,10 @@ from countclip.data.download.runner import (
     request_stop,
     run_img2dataset,
 )
-from countclip.data.download.stage import (
-    DownloadStalled,
-    DownloadStopped,
-    classify_error,
-    download_urls,
-    read_results,
-    run_download_stage,
-    shard_paths,
-)
 from countclip.data.download.watch import PassWatch
-from countclip.data.lambdas import class_frequencies, run_lambda_stage
+from countclip.data.lambdas import class_frequencies
+from countclip.stages.download import run_download_stage
+from countclip.stages.lambdas import run_lambda_stage
 from countclip.synthetic import ImageServer, Scene, scene_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,7 +259,7 @@ def test_stage_accounts_for_every_url_retries_transient_failures_and_resumes(tmp
 _RUNNER = """
 import sys
 from countclip.config import DownloadConfig
-from countclip.data.download.stage import download_urls
+from countclip.data.download.passes import download_urls
 cfg = DownloadConfig.model_validate_json(sys.argv[3])
 download_urls(sys.argv[1], sys.argv[2], cfg, additional_columns=["SAMPLE_ID"])
 """

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from countclip.counts import COUNTS
+from countclip.evaluation.countbench_scores import metrics_from_similarities
 from countclip.evaluation.report import comparison_table, write_comparison_report
-from countclip.evaluation.stage import countbench_metrics, metrics_from_similarities
+from countclip.evaluation.scoring import countbench_metrics
 
 torch.set_num_threads(1)
 
@@ -153,7 +154,7 @@ LONG = (
 
 
 def test_long_caption_keeps_its_number_word(tiny) -> None:
-    from countclip.evaluation.stage import count_captions
+    from countclip.evaluation.countbench_scores import count_captions
 
     _, _, tokenizer = tiny
     assert len(tokenizer.encode(LONG)) + 2 > tokenizer.context_length  # would be truncated
@@ -172,7 +173,7 @@ def test_long_caption_keeps_its_number_word(tiny) -> None:
 
 
 def test_trimmed_text_encoding_is_exact(tiny) -> None:
-    from countclip.evaluation.stage import encode_texts
+    from countclip.training.encoders import encode_texts
 
     model, _, tokenizer = tiny
     texts = ["two stars", LONG, "x", "Nine red circles on the table."] * 3
@@ -187,7 +188,7 @@ def test_trimmed_text_encoding_is_exact(tiny) -> None:
 
 def test_zero_shot_on_the_worlds_clip_benchmark_folders(tiny, tmp_path: Path) -> None:
     from countclip.evaluation.zeroshot import zero_shot_eval
-    from countclip.synthetic.zeroshot import synthetic_samples, write_zero_shot_sets
+    from countclip.synthetic.zero_shot_sets import synthetic_samples, write_zero_shot_sets
 
     model, preprocess, tokenizer = tiny
     datasets = write_zero_shot_sets(tmp_path / "zs", per_class=2, image_size=48)
@@ -220,7 +221,7 @@ def test_zero_shot_on_the_worlds_clip_benchmark_folders(tiny, tmp_path: Path) ->
 
 def test_zero_shot_validation_scenes_are_not_the_test_scenes() -> None:
     """Tuning on the validation scenes must not see the reported check's images."""
-    from countclip.synthetic.zeroshot import TEST_SEED, VALIDATION_SEED, synthetic_samples
+    from countclip.synthetic.zero_shot_sets import TEST_SEED, VALIDATION_SEED, synthetic_samples
 
     for task in ("shape", "colour"):
         test = list(synthetic_samples(task, 3, 32, TEST_SEED))
@@ -241,7 +242,7 @@ def countbench_manifest(tmp_path_factory):
     """Synthetic CountBench (3 per count) served on loopback, plus a dead URL, a long caption
     and a supplement row, downloaded by the real img2dataset stage."""
     from countclip.config import DownloadConfig, EvalConfig, WorldConfig
-    from countclip.evaluation.countbench import run_countbench_stage
+    from countclip.stages.countbench import run_countbench_stage
     from countclip.synthetic import ImageServer, write_countbench
 
     root = tmp_path_factory.mktemp("countbench")
@@ -287,7 +288,8 @@ def test_countbench_stage_reports_dead_urls(countbench_manifest) -> None:
 
 @SLOW
 def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Path) -> None:
-    from countclip.evaluation.stage import evaluate_countbench, run_evaluation_stage
+    from countclip.evaluation.countbench_scores import evaluate_countbench
+    from countclip.stages.evaluate import run_evaluation_stage
     from countclip.training.model import TINY_MODEL, save_checkpoint_for_open_clip
 
     manifest, cfg, root = countbench_manifest
@@ -316,7 +318,7 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
     # The stage: a random-init model and a checkpoint, then the side-by-side report.
     data = str(root / "data")
     ckpt = save_checkpoint_for_open_clip(model, tmp_path / "tiny.pt")
-    from countclip.synthetic.zeroshot import write_zero_shot_sets
+    from countclip.synthetic.zero_shot_sets import write_zero_shot_sets
 
     datasets = write_zero_shot_sets(tmp_path / "zs", per_class=2, image_size=48)
     small = cfg.model_copy(update={"zero_shot_datasets": datasets})
@@ -381,7 +383,7 @@ def test_evaluate_tiny_model_end_to_end(countbench_manifest, tiny, tmp_path: Pat
 
 
 def test_model_ref_from_train_manifest() -> None:
-    from countclip.evaluation.stage import model_ref_from_train_manifest
+    from countclip.evaluation.countbench_scores import model_ref_from_train_manifest
 
     manifest = {
         "stage": "train",

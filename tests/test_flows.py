@@ -39,7 +39,9 @@ def test_transient_download_failure_is_retried(prefect_harness, tmp_path, monkey
     retries, and the flow completes with the images downloaded."""
     from prefect import flow
 
-    from countclip_flows.common import resolve_config, world_context
+    from countclip.pipeline import synthetic_world
+    from countclip_flows.context import resolve_config
+    from countclip_flows.runner import PrefectRunner
     from countclip_tasks.caching import bind
     from countclip_tasks.captions import captions_task
     from countclip_tasks.download import INJECT_ENV, download_task
@@ -49,7 +51,7 @@ def test_transient_download_failure_is_retried(prefect_harness, tmp_path, monkey
     def retry_check(cfg: PipelineConfig) -> dict:
         cfg = resolve_config(cfg, None)
         root = cfg.data_root
-        with world_context(cfg):
+        with synthetic_world(cfg, PrefectRunner(root)):
             metadata = bind(metadata_task, root)(cfg.metadata, root)
             captions = bind(captions_task, root)(metadata, cfg.captions, root)
             fast_retry = download_task.with_options(retry_delay_seconds=[0.5, 1.0, 2.0])

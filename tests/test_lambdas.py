@@ -11,12 +11,8 @@ import pytest
 
 from countclip.config import LambdaConfig
 from countclip.counts import COUNTS
-from countclip.data.lambdas import (
-    class_frequencies,
-    compute_lambdas,
-    load_lambdas,
-    run_lambda_stage,
-)
+from countclip.data.lambdas import class_frequencies, compute_lambdas, load_lambdas
+from countclip.stages.lambdas import run_lambda_stage
 
 # n = 100: n_2 = 60, n_3 = 30, n_4 = 10; counts 5..10 absent.
 FREQ = {2: 60, 3: 30, 4: 10}

@@ -10,15 +10,15 @@ import pytest
 from pydantic import ValidationError
 
 from countclip.config import CaptionConfig, MetadataConfig
-from countclip.data.captions.stage import run_caption_stage
-from countclip.data.metadata import (
+from countclip.data.metadata_query import (
     LAION_COLUMNS,
     MetadataError,
     MetadataSourceNotFound,
     exclude_lists,
     load_sql,
-    run_metadata_stage,
 )
+from countclip.stages.captions import run_caption_stage
+from countclip.stages.metadata import run_metadata_stage
 
 CAPTIONS = [
     "Set of three red stars vector icon",  # candidate

@@ -97,12 +97,13 @@ def test_tower_locking():
 
 
 def test_trimmed_text_encoding_matches_open_clip(tiny):
-    from countclip.training.model import TrainForward, encode_text_trimmed, unwrap_model
+    from countclip.training.encoders import encode_text
+    from countclip.training.model import TrainForward, unwrap_model
 
     model, _, _, tokenizer = tiny
     texts = tokenizer(["two red stars", "a picture of seven blue circles on a textured plate"])
     full = model.encode_text(texts, normalize=True)
-    trimmed = encode_text_trimmed(model, texts)
+    trimmed = encode_text(model, texts)
     assert torch.allclose(full, trimmed, atol=1e-5)
     _, text_f, scale = TrainForward(model)(torch.zeros(1, 3, 64, 64), texts)
     assert torch.allclose(text_f, full, atol=1e-5) and scale == model.logit_scale.exp()

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from countclip.config import PretrainConfig, WorldConfig
+from countclip.stages.pretrain import run_pretrain_stage
 from countclip.synthetic import generate_metadata
-from countclip.synthetic.pretrain import render_corpus, run_pretrain_stage
+from countclip.synthetic.corpus import render_corpus
 from countclip.training.loader import load_samples
 from countclip.training.model import TINY_MODEL, load_model
 from countclip.training.validation import validation_scores

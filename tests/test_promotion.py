@@ -19,7 +19,7 @@ from countclip.evaluation.promotion import (
 )
 from countclip.synthetic.shards import write_synthetic_shards
 from countclip.training.model import TINY_MODEL, create_model, save_checkpoint_for_open_clip
-from countclip.training.runtime import seeded_global_rng
+from countclip.training.seeding import seeded_global_rng
 
 torch.set_num_threads(1)
 
@@ -50,15 +50,11 @@ def test_the_set_is_frozen_when_first_built(shards: list[str], tmp_path: Path) -
 
 
 def test_promotion_decides_on_the_frozen_set(prefect_harness, shards, tmp_path) -> None:
-    from countclip_tasks.promotion import (
-        freeze_promotion_set_task,
-        promote_task,
-        read_history,
-        read_promoted,
-    )
+    from countclip_tasks.promote import promote_task, read_history, read_promoted
 
     root = str(tmp_path / "data")
-    frozen = freeze_promotion_set_task({"outputs": {"shards": shards}}, root)
+    verified = {"outputs": {"shards": shards}}
+    frozen = freeze_promotion_set(shards, root)
     a, b = _checkpoint(tmp_path, 0), _checkpoint(tmp_path, 1)
     score_a = score_on_promotion_set(TINY_MODEL, a, frozen)["balanced"]
     score_b = score_on_promotion_set(TINY_MODEL, b, frozen)["balanced"]
@@ -67,13 +63,13 @@ def test_promotion_decides_on_the_frozen_set(prefect_harness, shards, tmp_path) 
     def manifest(fp: str, checkpoint: str) -> dict:
         return {"fingerprint": fp, "outputs": {"checkpoint": checkpoint}}
 
-    first = promote_task(manifest("a", a), frozen, root, TINY_MODEL, run_name="r1")
+    first = promote_task(manifest("a", a), verified, root, TINY_MODEL, run_name="r1")
     assert first["promoted"] and first["promotion_score"] == pytest.approx(score_a)
-    second = promote_task(manifest("b", b), frozen, root, TINY_MODEL, run_name="r2")
+    second = promote_task(manifest("b", b), verified, root, TINY_MODEL, run_name="r2")
     assert second["promoted"] == (score_b > score_a)
     assert second["previous_promotion_score"] == pytest.approx(score_a)
     best = b if score_b > score_a else a
-    again = promote_task(manifest("again", best), frozen, root, TINY_MODEL, run_name="r3")
+    again = promote_task(manifest("again", best), verified, root, TINY_MODEL, run_name="r3")
     assert not again["promoted"]  # not strictly better than itself
     assert read_promoted(root)["checkpoint"] == best
     assert [h["run"] for h in read_history(root)] == ["r1", "r2", "r3"]

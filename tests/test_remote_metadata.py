@@ -12,7 +12,7 @@ import pytest
 from range_server import RangeServer, Rule
 
 from countclip.config import MetadataConfig, WorldConfig
-from countclip.data.metadata import (
+from countclip.data.metadata_query import (
     MetadataError,
     MetadataSourceNotFound,
     RemoteSourceError,
@@ -20,10 +20,10 @@ from countclip.data.metadata import (
     column_map,
     connect,
     remote_files,
-    run_metadata_stage,
     source_files,
 )
-from countclip.synthetic.metadata import generate_metadata
+from countclip.stages.metadata import run_metadata_stage
+from countclip.synthetic.laion_metadata import generate_metadata
 
 PARTS = "part-{00000..00001}.parquet"
 
@@ -188,7 +188,7 @@ def test_one_handle_read_by_many_threads(server, parts):
     import random
     import threading
 
-    from countclip.data.remote import RemoteFiles
+    from countclip.data.remote_parquet import RemoteFiles
 
     data = (parts / "part-00000.parquet").read_bytes()
     fs = RemoteFiles({"http"}, timeout=30).fs("http://x")

@@ -107,7 +107,7 @@ _ENOSPC_RUN = """
 import json, sys
 from countclip.atomic import DiskFullError
 from countclip.config import DownloadConfig
-from countclip.data.download.stage import run_download_stage
+from countclip.data.download.passes import run_download_stage
 from countclip_tasks.retrying import retry_transient
 from prefect.states import Failed
 source, data_root, cfg = sys.argv[1], sys.argv[2], DownloadConfig.model_validate_json(sys.argv[3])

@@ -13,7 +13,7 @@ import pytest
 
 from countclip.config import DownloadConfig, LambdaConfig
 from countclip.fingerprints import stage_code
-from countclip.stage import LOCK_TIMEOUT_ENV, Stage, StageBusy, StageOutput
+from countclip.stages.base import LOCK_TIMEOUT_ENV, Stage, StageBusy, StageOutput
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = Stage("thing", "countclip.data.lambdas")
@@ -42,7 +42,7 @@ def test_manifest_has_the_same_keys_and_final_paths(tmp_path: Path) -> None:
 
 
 def test_identity_is_semantic_config_and_upstream(tmp_path: Path) -> None:
-    stage = Stage("download-x", "countclip.data.download.stage")
+    stage = Stage("download-x", "countclip.data.download.passes")
     up = {"fingerprint": "a", "run_id": "1"}
     base = stage.plan(tmp_path, config=DownloadConfig(), upstream={"source": up}).fingerprint
     speed = DownloadConfig(processes_count=9, thread_count=3, stall_timeout=5)

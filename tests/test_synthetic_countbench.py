@@ -22,14 +22,14 @@ from countclip.synthetic import (
     parse_scene_url,
     write_countbench,
 )
+from countclip.synthetic.bench_scenes import CONFIRMATORY_ID_BASE, countbench_scenes
 from countclip.synthetic.captions import (
     COUNTBENCH_TEMPLATES,
     COUNTING_TEMPLATES,
     DISTRACTOR_TEMPLATES,
     NON_COUNTING_TEMPLATES,
 )
-from countclip.synthetic.countbench import CONFIRMATORY_ID_BASE, countbench_scenes
-from countclip.synthetic.metadata import caption_table
+from countclip.synthetic.laion_metadata import caption_table
 from countclip.synthetic.world import PLURALS
 
 BASE = "http://127.0.0.1:9"

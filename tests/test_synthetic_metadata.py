@@ -21,7 +21,7 @@ from countclip.synthetic import (
     write_ground_truth,
 )
 from countclip.synthetic.captions import UNRELATED_COUNT_TEMPLATES
-from countclip.synthetic.metadata import NOISE_KINDS, MetadataConfigError
+from countclip.synthetic.laion_metadata import NOISE_KINDS, MetadataConfigError
 from countclip.synthetic.world import PLURALS
 
 BASE = "http://127.0.0.1:9"

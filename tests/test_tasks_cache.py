@@ -81,7 +81,7 @@ def build(cfg):
 
 def test_speed_settings_are_declared_and_left_out_of_fingerprints() -> None:
     """Every field marked speed-only, and only those, leaves the stage fingerprints alone."""
-    from countclip.data.download.stage import plan_download_stage
+    from countclip.stages.download import plan_download_stage
 
     cfg = PipelineConfig()
     declared = {

@@ -17,11 +17,11 @@ import torch
 import yaml
 
 from countclip.config import TrainConfig
+from countclip.stages.train import run_training
 from countclip.synthetic.shards import write_synthetic_shards
 from countclip.training.loop import train
 from countclip.training.model import TINY_MODEL
 from countclip.training.optim import adamw, param_groups, warmup_cosine
-from countclip.training.stage import run_training
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]

@@ -26,15 +26,17 @@ import torch
 from PIL import Image
 
 from countclip.config import LambdaConfig, VerifyConfig
-from countclip.data.lambdas import class_frequencies, run_lambda_stage
+from countclip.data.lambdas import class_frequencies
 from countclip.data.verify.classical import ClassicalCounter
 from countclip.data.verify.counters import decide, dominant_count
 from countclip.data.verify.detector import DetectorWeightsMissing, TorchvisionCounter
 from countclip.data.verify.quality import verification_quality
-from countclip.data.verify.stage import DECISIONS_SCHEMA, plan_verify_stage, run_verify_stage
+from countclip.data.verify.shards import DECISIONS_SCHEMA
+from countclip.stages.lambdas import run_lambda_stage
+from countclip.stages.verify import plan_verify_stage, run_verify_stage
 from countclip.synthetic import COLOURS, NUMBER_WORDS, SHAPES, Scene, render_scene
 from countclip.training.shard_index import load_samples
-from countclip.training.stage import shards_of
+from countclip.training.sources import shards_of
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -283,18 +285,19 @@ def test_undecodable_images_are_dropped_with_their_reason(tmp_path: Path) -> Non
 
 _KILLABLE = """
 import json, sys, time
-import countclip.data.verify.stage as stage
+import countclip.data.verify.shards as shards
 from countclip.config import VerifyConfig
 from countclip.data.verify.classical import ClassicalCounter
+from countclip.stages.verify import run_verify_stage
 
 class SlowCounter(ClassicalCounter):
     def count(self, images):
         time.sleep(0.03 * len(images))  # slow enough to be killed mid-stage
         return super().count(images)
 
-stage.build_counter = lambda cfg: SlowCounter()
+shards.build_counter = lambda cfg: SlowCounter()
 download = json.loads(sys.argv[1])
-stage.run_verify_stage(download, VerifyConfig(batch_size=4), sys.argv[2])
+run_verify_stage(download, VerifyConfig(batch_size=4), sys.argv[2])
 """
 
 
@@ -305,7 +308,7 @@ def test_verify_resumes_after_kill_9_deciding_every_sample_once(tmp_path: Path) 
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLABLE, json.dumps(download), str(root)],
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ),
     )
     deadline = time.monotonic() + 120
     decided: list[Path] = []

@@ -1,4 +1,4 @@
-"""Stage 4: class frequencies of what was *downloaded* -> λ per count.
+"""Class frequencies of what was *downloaded* -> λ per count.
 
 λ weights the counting loss per count class so that the long LAION tail (7..10 objects) is not
 drowned by "two". The frequencies come from the download stage's results (successes only),
@@ -42,9 +42,8 @@ from countclip import sql
 from countclip.atomic import atomic_write_json
 from countclip.config import LambdaConfig
 from countclip.counts import COUNTS
-from countclip.stage import Progress, Stage, StageOutput, report_to
+from countclip.progress import Progress, report_to
 
-LAMBDAS = Stage("lambdas", __name__)
 SCHEMES: tuple[str, ...] = ("constant", "norm", "modal", "log")
 
 PathLike = str | os.PathLike[str]
@@ -164,41 +163,30 @@ def class_frequencies(
     return result
 
 
-def plan_lambda_stage(download_manifest: Mapping[str, Any], cfg: LambdaConfig, data_root: str):
-    return LAMBDAS.plan(data_root, config=cfg, upstream={"download": download_manifest})
-
-
-def run_lambda_stage(
-    download_manifest: Mapping[str, Any],
+def write_lambdas(
+    frequencies_source: Mapping[str, Any] | PathLike,
     cfg: LambdaConfig,
-    data_root: str,
+    work: Path,
     progress: Progress | None = None,
-) -> dict:
-    """Frequencies of the downloaded counting set -> lambdas.json + lambdas.png + manifest.
+) -> tuple[dict, dict]:
+    """Class frequencies of ``frequencies_source`` (the counting download's manifest, or the
+    verify stage's, whose ``results`` hold only the samples it kept) -> ``lambdas.json`` and
+    ``lambdas.png`` in ``work``; returns ``(outputs, stats)``."""
+    from countclip.plots import plot_class_frequencies  # matplotlib only when it runs
 
-    ``download_manifest`` is the counting download's manifest, or the verify stage's (whose
-    ``results`` hold only the samples it kept)."""
-
-    def build(work: Path) -> StageOutput:
-        from countclip.plots import plot_class_frequencies  # matplotlib only when it runs
-
-        report_to(progress)(0.0, "class frequencies")
-        freqs = class_frequencies(download_manifest)
-        lambdas = compute_lambdas(freqs, cfg.scheme, cfg.lambda0)
-        body = {
-            "scheme": cfg.scheme,
-            "lambda0": cfg.lambda0,
-            "frequencies": {str(c): n for c, n in sorted(freqs.items())},
-            "lambdas": {str(c): v for c, v in sorted(lambdas.items())},
-        }
-        atomic_write_json(work / "lambdas.json", body)
-        plot_class_frequencies(freqs, lambdas, work / "lambdas.png")
-        return StageOutput(
-            outputs={"lambdas": work / "lambdas.json", "plot": work / "lambdas.png"},
-            stats={"counting_samples": sum(freqs.values()), **body},
-        )
-
-    return plan_lambda_stage(download_manifest, cfg, data_root).run(build, progress)
+    report_to(progress)(0.0, "class frequencies")
+    freqs = class_frequencies(frequencies_source)
+    lambdas = compute_lambdas(freqs, cfg.scheme, cfg.lambda0)
+    body = {
+        "scheme": cfg.scheme,
+        "lambda0": cfg.lambda0,
+        "frequencies": {str(c): n for c, n in sorted(freqs.items())},
+        "lambdas": {str(c): v for c, v in sorted(lambdas.items())},
+    }
+    atomic_write_json(work / "lambdas.json", body)
+    plot_class_frequencies(freqs, lambdas, work / "lambdas.png")
+    outputs = {"lambdas": work / "lambdas.json", "plot": work / "lambdas.png"}
+    return outputs, {"counting_samples": sum(freqs.values()), **body}
 
 
 def load_lambdas(path_or_manifest: Mapping[str, Any] | PathLike) -> dict[int, float]:

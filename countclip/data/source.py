@@ -1,8 +1,8 @@
 """Stage 1's input: which files a ``metadata.source`` names, whether they are there and have
 the columns the stage reads, and the URL blocklists (``metadata.exclude``) loaded into DuckDB.
 
-Separate from the stage's queries (:mod:`countclip.data.metadata`) because it is about the
-source, local or remote (:mod:`countclip.data.remote`), not about counting: every check here
+Separate from the stage's queries (:mod:`countclip.data.metadata_query`) because it is about the
+source, local or remote (:mod:`countclip.data.remote_parquet`), not about counting: every check here
 fails before a scan starts, with an error naming the file, URL or setting.
 """
 
@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from countclip import sql
 from countclip.config import ExcludeList, MetadataConfig
-from countclip.data import remote as rmt
-from countclip.data.remote import RemoteFiles, is_remote
+from countclip.data import remote_parquet as rmt
+from countclip.data.remote_parquet import RemoteFiles, is_remote
 
 # The LAION-400M metadata schema: the one definition the stage checks sources against and the
 # synthetic world writes.

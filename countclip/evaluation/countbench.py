@@ -3,7 +3,7 @@
 The public benchmark (CountBench.json of teaching-clip-to-count.github.io) is a JSON list of
 ``{"image_url", "text", "number"}``: 540 rows, 60 per count 2..10. Its images live on the open
 web and many of those URLs are dead by now, so the images go through the project's own download
-stage (img2dataset, :func:`countclip.data.download.stage.download_urls`) exactly like the training
+stage (img2dataset, :func:`countclip.data.download.passes.download_urls`) exactly like the training
 data, and the stage reports what it could fetch — "evaluated N of 540" — instead of failing. A
 supplement file in the same format (the reproduction's "expanded CountBench": replacement images
 for dead links) adds rows that are evaluated alongside.
@@ -30,10 +30,8 @@ import pyarrow.parquet as pq
 from countclip.atomic import atomic_path
 from countclip.config import DownloadConfig, EvalConfig
 from countclip.counts import COUNTS
-from countclip.fingerprints import fingerprint
-from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to, sub_progress
+from countclip.progress import Progress, report_to, sub_progress
 
-COUNTBENCH = Stage("countbench", __name__, resumable=True)
 REQUIRED_FIELDS = ("image_url", "text", "number")
 ROW_COLUMNS = (
     "SAMPLE_ID",
@@ -171,88 +169,69 @@ def _write_parquet(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def plan_countbench_stage(
-    cfg: EvalConfig, download_cfg: DownloadConfig, data_root: str
-) -> StagePlan:
-    """The fingerprint covers the rows' *content* (not the path), so an edited file or a
-    different URL is a new stage, and the same file moved elsewhere is a cache hit."""
-    rows = load_countbench(cfg.countbench, cfg.supplement)
-    return COUNTBENCH.plan(
-        data_root, config=download_cfg, identity={"rows": fingerprint(rows, length=32)}
-    )
-
-
-def run_countbench_stage(
+def fetch_countbench(
     cfg: EvalConfig,
     download_cfg: DownloadConfig,
-    data_root: str,
+    work: Path,
     progress: Progress | None = None,
-) -> dict:
-    """Stage ``countbench``: validate the rows, locate number words, download the images.
-
-    Dead URLs are recorded in ``dead_urls.parquet`` (row, URL, img2dataset's error message) and
-    counted by error.
-    """
-    from countclip.data.download.stage import download_urls, read_results
+) -> tuple[dict, dict]:
+    """Validate the rows, locate their number words, download the images into ``work``;
+    return ``(outputs, stats)``. Dead URLs are recorded in ``dead_urls.parquet`` (row, URL,
+    img2dataset's error message) and counted by error."""
+    from countclip.data.download.passes import download_urls, read_results
 
     report = report_to(progress)
-
-    def build(work: Path) -> StageOutput:
-        table = rows_table(load_countbench(cfg.countbench, cfg.supplement))
-        rows_path = _write_parquet(table, work / "rows.parquet")
-        located = table.filter(pc.is_valid(table["number_start"]))
-        unlocated = table.filter(pc.is_null(table["number_start"]))
-        to_fetch = _write_parquet(located, work / "download_input.parquet")
-        report(0.05, f"downloading {located.num_rows} CountBench images")
-        shards = work / "shards"
-        download_stats = download_urls(
-            to_fetch,
-            shards,
-            download_cfg,
-            url_col="URL",
-            caption_col="TEXT",
-            additional_columns=("SAMPLE_ID", "number", "number_start", "number_end", "subset"),
-            progress=sub_progress(progress, 0.05, 0.95),
-        )
-        results = read_results(shards)
-        ok = pc.equal(results["status"], "success")
-        good = results.filter(ok)
-        dead = results.filter(pc.invert(ok))
-        dead_path = _write_parquet(_dead_table(dead), work / "dead_urls.parquet")
-        evaluated_ids = {int(i) for i in good["SAMPLE_ID"].to_pylist()}
-        subsets = table["subset"].to_pylist()
-        rows_main = subsets.count("main")
-        evaluated_main = sum(1 for i in evaluated_ids if subsets[i] == "main")
-        evaluated_supp = len(evaluated_ids) - evaluated_main
-        by_count = Counter(int(n) for n in good["number"].to_pylist())
-        by_error = Counter(c or "other" for c in dead["error_class"].to_pylist())
-        message = f"evaluated {evaluated_main} of {rows_main}"
-        if subsets.count("supplement"):
-            message += f" (+{evaluated_supp} of {subsets.count('supplement')} supplement rows)"
-        if unlocated.num_rows:
-            message += f"; {unlocated.num_rows} rows without their number word"
-        report(0.99, message)
-        return StageOutput(
-            outputs={"rows": rows_path, "shards": shards, "dead_urls": dead_path},
-            stats={
-                "countbench": cfg.countbench,
-                "supplement": cfg.supplement,
-                "rows": table.num_rows,
-                "rows_main": rows_main,
-                "rows_supplement": subsets.count("supplement"),
-                "evaluated": len(evaluated_ids),
-                "evaluated_main": evaluated_main,
-                "evaluated_supplement": evaluated_supp,
-                "evaluated_by_count": {c: by_count.get(c, 0) for c in COUNTS},
-                "dead_urls": dead.num_rows,
-                "dead_by_error": dict(by_error.most_common()),
-                "unlocated": unlocated["SAMPLE_ID"].to_pylist(),
-                "download": _small(download_stats),
-                "message": message,
-            },
-        )
-
-    return plan_countbench_stage(cfg, download_cfg, data_root).run(build, progress)
+    table = rows_table(load_countbench(cfg.countbench, cfg.supplement))
+    rows_path = _write_parquet(table, work / "rows.parquet")
+    located = table.filter(pc.is_valid(table["number_start"]))
+    unlocated = table.filter(pc.is_null(table["number_start"]))
+    to_fetch = _write_parquet(located, work / "download_input.parquet")
+    report(0.05, f"downloading {located.num_rows} CountBench images")
+    shards = work / "shards"
+    download_stats = download_urls(
+        to_fetch,
+        shards,
+        download_cfg,
+        url_col="URL",
+        caption_col="TEXT",
+        additional_columns=("SAMPLE_ID", "number", "number_start", "number_end", "subset"),
+        progress=sub_progress(progress, 0.05, 0.95),
+    )
+    results = read_results(shards)
+    ok = pc.equal(results["status"], "success")
+    good = results.filter(ok)
+    dead = results.filter(pc.invert(ok))
+    dead_path = _write_parquet(_dead_table(dead), work / "dead_urls.parquet")
+    evaluated_ids = {int(i) for i in good["SAMPLE_ID"].to_pylist()}
+    subsets = table["subset"].to_pylist()
+    rows_main = subsets.count("main")
+    evaluated_main = sum(1 for i in evaluated_ids if subsets[i] == "main")
+    evaluated_supp = len(evaluated_ids) - evaluated_main
+    by_count = Counter(int(n) for n in good["number"].to_pylist())
+    by_error = Counter(c or "other" for c in dead["error_class"].to_pylist())
+    message = f"evaluated {evaluated_main} of {rows_main}"
+    if subsets.count("supplement"):
+        message += f" (+{evaluated_supp} of {subsets.count('supplement')} supplement rows)"
+    if unlocated.num_rows:
+        message += f"; {unlocated.num_rows} rows without their number word"
+    report(0.99, message)
+    outputs = {"rows": rows_path, "shards": shards, "dead_urls": dead_path}
+    return outputs, {
+        "countbench": cfg.countbench,
+        "supplement": cfg.supplement,
+        "rows": table.num_rows,
+        "rows_main": rows_main,
+        "rows_supplement": subsets.count("supplement"),
+        "evaluated": len(evaluated_ids),
+        "evaluated_main": evaluated_main,
+        "evaluated_supplement": evaluated_supp,
+        "evaluated_by_count": {c: by_count.get(c, 0) for c in COUNTS},
+        "dead_urls": dead.num_rows,
+        "dead_by_error": dict(by_error.most_common()),
+        "unlocated": unlocated["SAMPLE_ID"].to_pylist(),
+        "download": _small(download_stats),
+        "message": message,
+    }
 
 
 def _dead_table(dead: pa.Table) -> pa.Table:

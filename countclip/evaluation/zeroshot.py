@@ -9,7 +9,7 @@ top-1 accuracy and mean per-class recall (balanced accuracy).
 Datasets are CLIP_benchmark webdataset folders (``classnames.txt``, optional
 ``zeroshot_classification_templates.txt``, shards ``<split>/*.tar`` with ``cls`` and
 ``webp``/``png``/``jpg``): a real one (``clip_benchmark`` writes them) or the synthetic world's
-shape and colour sets (:mod:`countclip.synthetic.zeroshot`).
+shape and colour sets (:mod:`countclip.synthetic.zero_shot_sets`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from countclip.devices import resolve_device
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {c}.",)
 
@@ -132,7 +130,7 @@ def zero_shot_eval(
 ) -> dict:
     """Zero-shot results per task: ``{task: {"n", "accuracy", "mean_per_class_recall",
     "per_class_recall", "classes", "templates"}}`` for ``datasets`` (task name -> folder)."""
-    device = resolve_device(str(device))
+    device = torch.device(device)  # resolved once, by the caller
     was_training = getattr(model, "training", False)
     model.eval()
     results: dict[str, dict] = {}

@@ -10,11 +10,11 @@
 - :func:`write_countbench`: a held-out CountBench in the real JSON format.
 """
 
-from countclip.synthetic.countbench import countbench_scenes, write_countbench
+from countclip.synthetic.bench_scenes import countbench_scenes, write_countbench
 from countclip.synthetic.ground_truth import world_truth, write_ground_truth
-from countclip.synthetic.metadata import LAION_SCHEMA, generate_metadata, row_kinds
+from countclip.synthetic.image_server import MISBEHAVIOURS, ImageServer, misbehaviour_for
+from countclip.synthetic.laion_metadata import LAION_SCHEMA, generate_metadata, row_kinds
 from countclip.synthetic.render import layout_scene, render_sample, render_scene
-from countclip.synthetic.server import MISBEHAVIOURS, ImageServer, misbehaviour_for
 from countclip.synthetic.world import (
     COLOURS,
     COUNTBENCH_ID_BASE,

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from countclip.atomic import atomic_path
 from countclip.config import WorldConfig
-from countclip.synthetic.metadata import (
+from countclip.synthetic.laion_metadata import (
     KIND_COUNTING,
     KIND_DISTRACTOR,
     NOISE_KINDS,

@@ -17,7 +17,7 @@ only. The objects are spread over a square field of random side and random "disp
 (best-of-k candidate positions), both drawn the same way for every count, so hull area and spread
 vary widely within a count. What cannot be controlled: total area = count x mean item area, so
 those two cues cannot both be blind to the count; the modes share the leak between them
-(:mod:`countclip.synthetic.cues` measures what is left).
+(:mod:`countclip.synthetic.scene_cues` measures what is left).
 """
 
 from __future__ import annotations

@@ -4,6 +4,6 @@
 - :mod:`~countclip.training.model` — open_clip models (the tiny CPU one is registered here);
 - :mod:`~countclip.training.loader` — batches as a pure function of ``(seed, step, rank)``;
 - :mod:`~countclip.training.loop` — :func:`train`, resumable bit-exactly after ``kill -9``;
-- :mod:`~countclip.training.stage` — the train stage; ``python -m countclip.training`` runs the
+- :mod:`~countclip.stages.train` — the train stage; ``python -m countclip.training`` runs the
   loop on shards without the pipeline.
 """

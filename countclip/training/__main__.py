@@ -10,9 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from countclip.training.distributed import dist_info
 from countclip.training.loop import train
-from countclip.training.runtime import dist_info
-from countclip.training.stage import lambdas_of, shards_of
+from countclip.training.sources import lambdas_of, shards_of
 from countclip.yamlconfig import load_config
 
 

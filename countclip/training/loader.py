@@ -30,7 +30,7 @@ The validation split is the counting samples whose stable hash of SAMPLE_ID fall
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from countclip.counts import COUNTS
-from countclip.training.runtime import seeded_global_rng
+from countclip.training.seeding import seeded_global_rng
 from countclip.training.shard_index import (
     SampleRef,
     Samples,
@@ -81,9 +81,8 @@ def counterfactual(
     """``text`` (default: the sample's caption) with its number word swapped for ``n``.
 
     Delegates to :class:`countclip.data.captions.parser.CountCaption` (the one place that knows
-    number words and case rules). Imported here, not at module level: countclip.data.captions.parser
-    imports
-    spaCy (seconds), which readers of this module that never build counterfactuals skip.
+    number words and case rules). Imported here, not at module level: the parser imports spaCy
+    (seconds), which readers of this module that never build counterfactuals skip.
     """
     from countclip.data.captions.parser import CountCaption
 
@@ -110,11 +109,6 @@ def stream_indices(seed: int, stream: int, n: int, first: int, count: int) -> li
         epoch, offset = divmod(position, n)
         out.append(int(_permutation(seed, stream, epoch, n)[offset]))
     return out
-
-
-def tokenize_cropped(texts: Sequence[tuple[str, int, int]], tokenizer: Any) -> torch.Tensor:
-    """Token ids of ``(text, start, end)`` triples, each cropped around its number span."""
-    return tokenizer([crop_span(t, s, e, tokenizer)[0] for t, s, e in texts])
 
 
 def count_variants(ref: SampleRef, tokenizer: Any) -> dict[int, str]:
@@ -304,7 +298,7 @@ class TrainBatches(Dataset):
 def batch_loader(dataset: Dataset, indices: Iterable[int], workers: int) -> DataLoader:
     # Every ``iter()`` of a DataLoader draws a base seed from its generator, by default torch's
     # process-wide one, which another run in the same process may be using under
-    # :func:`~countclip.training.runtime.seeded_global_rng`. Batches never use that seed (they are
+    # :func:`~countclip.training.seeding.seeded_global_rng`. Batches never use that seed (they are
     # seeded by step), so a private generator keeps the loaders off the shared one.
     return DataLoader(
         dataset,

@@ -42,8 +42,15 @@ from torch import nn
 
 from countclip.atomic import atomic_path
 from countclip.config import ModelConfig, TrainConfig
-from countclip.stage import Progress
+from countclip.progress import Progress
 from countclip.training.augment import training_transform
+from countclip.training.distributed import (
+    all_reduce_ints,
+    autocast_for,
+    dist_info,
+    param_sum,
+    resolve_train_device,
+)
 from countclip.training.loader import (
     Samples,
     build_train_loader,
@@ -51,6 +58,7 @@ from countclip.training.loader import (
     steps_per_epoch,
 )
 from countclip.training.losses import CountingClipLoss
+from countclip.training.metrics_log import MetricsLog, last_losses
 from countclip.training.model import (
     TrainForward,
     create_model,
@@ -59,17 +67,7 @@ from countclip.training.model import (
     unwrap_model,
 )
 from countclip.training.optim import adamw, warmup_cosine
-from countclip.training.runtime import (
-    MetricsLog,
-    all_reduce_ints,
-    autocast_for,
-    dist_info,
-    last_losses,
-    param_sum,
-    resolve_train_device,
-    seed_everything,
-    seeded_global_rng,
-)
+from countclip.training.seeding import seed_everything, seeded_global_rng
 from countclip.training.state import STATE_FILE, load_state, restore_state, save_state
 from countclip.training.validation import (
     build_val_loader,

@@ -26,12 +26,10 @@ from typing import Any
 
 import open_clip
 import torch
-import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
 from torch import nn
 
 from countclip.config import ModelConfig
-from countclip.devices import resolve_device
+from countclip.training.encoders import encode_text
 
 TINY_MODEL = "countclip-tiny"
 
@@ -109,7 +107,7 @@ def create_model(
     """
     pretrained = _check_pretrained(cfg.pretrained)
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        cfg.name, pretrained=pretrained, device=resolve_device(device)
+        cfg.name, pretrained=pretrained, device=torch.device(device)
     )
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups)
@@ -133,47 +131,10 @@ def load_model(
     return model, preprocess_val, tokenizer
 
 
-def _can_trim(model: nn.Module) -> bool:
-    return (
-        isinstance(model, open_clip.CLIP)
-        and model.text_pool_type == "argmax"
-        and isinstance(getattr(model, "attn_mask", None), torch.Tensor)
-    )
-
-
-def encode_text_trimmed(
-    model: nn.Module, text: torch.Tensor, normalize: bool = True
-) -> torch.Tensor:
-    """``CLIP.encode_text`` on the token columns up to the last end-of-text token only.
-
-    CLIP's text transformer is causal and pools at the end-of-text token, so the padding columns
-    after it never influence the features: dropping them gives the same result (up to float
-    summation order) for a fraction of the cost. Captions are much shorter than the context
-    (LAION: ~15-20 tokens of 77), and a CountCLIP step encodes up to nine texts per counting
-    sample, so this is where its text cost goes. Other text towers (HF, non-causal) fall back to
-    the model's own ``encode_text``.
-    """
-    if not _can_trim(model):
-        return model.encode_text(text, normalize=normalize)
-    length = int(text.argmax(dim=-1).max()) + 1
-    text = text[:, :length]
-    cast_dtype = model.transformer.get_cast_dtype()
-    x = model.token_embedding(text).to(cast_dtype)
-    x = x + model.positional_embedding[:length].to(cast_dtype)
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=model.text_eos_id)
-    if model.text_projection is not None:
-        if isinstance(model.text_projection, nn.Linear):
-            x = model.text_projection(x)
-        else:
-            x = x @ model.text_projection
-    return F.normalize(x, dim=-1) if normalize else x
-
-
 class TrainForward(nn.Module):
     """What the training loop (and DDP) calls: ``(images, texts) -> (image features, text
-    features, exponentiated logit scale)``, normalised, with trimmed text encoding.
+    features, exponentiated logit scale)``, normalised, with the trimmed text encoder
+    (:func:`countclip.training.encoders.encode_text`).
 
     DDP must see one forward through its wrapper per step, so this module *is* the forward;
     it owns no parameters besides the wrapped open_clip model's.
@@ -187,7 +148,7 @@ class TrainForward(nn.Module):
         self, images: torch.Tensor, texts: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image_features = self.model.encode_image(images, normalize=True)
-        text_features = encode_text_trimmed(self.model, texts)
+        text_features = encode_text(self.model, texts)
         return image_features, text_features, self.model.logit_scale.exp()
 
 

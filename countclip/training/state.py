@@ -17,7 +17,7 @@ from torch import nn
 
 from countclip.atomic import atomic_path
 from countclip.config import TrainConfig
-from countclip.training.runtime import rng_state, set_rng_state
+from countclip.training.seeding import rng_state, set_rng_state
 
 STATE_FILE = "state.pt"
 

@@ -17,8 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from countclip.counts import COUNTS
+from countclip.training.encoders import encode_text
 from countclip.training.loader import batch_loader, count_variants
-from countclip.training.model import encode_text_trimmed, unwrap_model
+from countclip.training.model import unwrap_model
 from countclip.training.shard_index import SampleRef, Samples, ShardReader
 
 
@@ -39,7 +40,7 @@ def validate(
         unique, inverse = torch.unique(variants.reshape(n * k, -1), dim=0, return_inverse=True)
         with autocast():
             image = bare.encode_image(batch["images"].to(device), normalize=True)
-            text = encode_text_trimmed(bare, unique.to(device))
+            text = encode_text(bare, unique.to(device))
         text = text[inverse.to(device)].view(n, k, -1).float()
         pred = torch.einsum("nd,nkd->nk", image.float(), text).argmax(1) + COUNTS[0]
         for truth, guess in zip(batch["counts"].tolist(), pred.cpu().tolist(), strict=True):

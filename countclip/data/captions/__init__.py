@@ -5,5 +5,5 @@
 - :mod:`~countclip.data.captions.rules` — why a number word is not a count (times, ages,
   titles, ...), as named rejection reasons;
 - :mod:`~countclip.data.captions.words` — the word lists those rules use;
-- :mod:`~countclip.data.captions.stage` — the caption stage over the metadata candidates.
+- :mod:`~countclip.stages.captions` — the caption stage over the metadata candidates.
 """

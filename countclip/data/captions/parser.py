@@ -12,7 +12,7 @@ reason from :data:`REJECT_REASONS` (see :mod:`countclip.data.captions.words` for
 
 A plain ``re`` prefilter skips captions with no number word before spaCy sees them: on real
 LAION metadata that is most captions, and it is what keeps the stage well above 100k
-captions/s. The stage that runs the parser over a parquet is :mod:`countclip.data.captions.stage`.
+captions/s. The stage that runs the parser over a parquet is :mod:`countclip.stages.captions`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reading back what img2dataset wrote: failure classes, finished shards, and exactly one final
 row per input sample across all passes (the layout is described in
-:mod:`countclip.data.download.stage`).
+:mod:`countclip.data.download.passes`).
 
 Kept apart from running img2dataset because everything downstream (the λ stage's class counts,
 evaluation's shard list, the download report) only reads: it must work on an output directory

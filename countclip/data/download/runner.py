@@ -1,5 +1,5 @@
 """Running one img2dataset pass in a child process group (why a child: see
-:mod:`countclip.data.download.stage`), watched until it ends, and never waited on blindly.
+:mod:`countclip.data.download.passes`), watched until it ends, and never waited on blindly.
 
 - **It dies with its parent.** The child asks the kernel for ``PR_SET_PDEATHSIG`` (SIGTERM)
   and answers it by killing its whole process group (img2dataset's pool workers are in it),
@@ -33,7 +33,7 @@ from countclip.config import DownloadConfig
 from countclip.data.download.engines import CLUSTER_EXIT, ClusterUnreachable
 from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob, PassWatch
 from countclip.offline import OFFLINE_ENV
-from countclip.stage import Progress
+from countclip.progress import Progress
 
 __all__ = [
     "DownloadError",

@@ -14,8 +14,6 @@ from typing import Protocol
 
 import numpy as np
 
-from countclip.config import VerifyConfig
-
 Counts = dict[str, int]
 """Objects found in one image, per kind."""
 
@@ -48,31 +46,3 @@ def decide(caption_count: int, counts: Mapping[str, int]) -> tuple[bool, str]:
     if detected != caption_count:
         return False, "count_mismatch"
     return True, "match"
-
-
-def check_counter(cfg: VerifyConfig) -> None:
-    """Raise the clear error a counter would raise on construction, without building it (a
-    missing detector weights file), so a stage fails before it writes anything."""
-    if cfg.counter == "torchvision":
-        from countclip.data.verify.detector import weights_file
-
-        weights_file(cfg.detector, cfg.weights)
-
-
-def build_counter(cfg: VerifyConfig) -> ObjectCounter | None:
-    """The counter ``cfg`` names; None for ``counter: none`` (keep every sample)."""
-    if cfg.counter == "none":
-        return None
-    if cfg.counter == "classical":
-        from countclip.data.verify.classical import ClassicalCounter
-
-        return ClassicalCounter(min_object_fraction=cfg.min_object_fraction)
-    from countclip.data.verify.detector import TorchvisionCounter
-
-    return TorchvisionCounter(
-        cfg.detector,
-        weights=cfg.weights,
-        score_threshold=cfg.score_threshold,
-        batch_size=cfg.batch_size,
-        device=cfg.device,
-    )

@@ -1,4 +1,4 @@
-"""Stage 3: img2dataset into webdataset shards, retry-failed passes, and exact accounting.
+"""img2dataset into webdataset shards, retry-failed passes, and exact accounting.
 
 Layout of an ``output_dir`` written by :func:`download_urls`::
 
@@ -53,7 +53,7 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ from countclip.data.download.results import (
 )
 from countclip.data.download.runner import DownloadStopped, img2dataset_kwargs, run_img2dataset
 from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob
-from countclip.stage import Progress, Stage, StageOutput, StagePlan
+from countclip.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ __all__ = [
     "DownloadStalled",
     "DownloadStopped",
     "classify_error",
+    "download_table",
     "download_urls",
     "read_results",
-    "run_download_stage",
     "shard_paths",
 ]
 
@@ -315,76 +315,40 @@ def _same_rows(path: Path, rows: list[int]) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- the stage
-
-
-def download_stage(table: str) -> Stage:
-    """Stage ``download-<table>``: resumable, so a killed download continues where it was."""
-    return Stage(f"download-{table}", __name__, resumable=True)
-
-
-def plan_download_stage(
-    source_manifest: Mapping[str, Any], table: str, cfg: DownloadConfig, data_root: str
-) -> StagePlan:
-    return download_stage(table).plan(data_root, config=cfg, upstream={"source": source_manifest})
-
-
-def run_download_stage(
-    source_manifest: Mapping[str, Any],
-    table: str,
-    cfg: DownloadConfig,
-    data_root: str,
-    progress: Progress | None = None,
-) -> dict:
-    """Download ``source_manifest["outputs"][table]`` ("counting" or "common") into webdataset
-    shards: stage ``download-<table>``, outputs ``shards`` (the finished tar files) and
-    ``results`` (one row per input sample: its final status).
+def download_table(
+    source: Path, table: str, cfg: DownloadConfig, work: Path, progress: Progress | None = None
+) -> tuple[dict, dict]:
+    """Download the ``source`` parquet's URLs (one row per sample) into ``work/shards`` and
+    write ``work/results.parquet`` (one row per input row: its final status); return
+    ``(outputs, stats)``.
 
     Every input column but URL/TEXT (SAMPLE_ID, count, number span, ...) travels with the
     sample into the shard's json, except names img2dataset reserves for itself.
     """
-    try:
-        source = Path(source_manifest["outputs"][table])
-    except KeyError as exc:
-        raise ValueError(f"source manifest: no outputs[{table!r}] parquet to download") from exc
-
-    def build(work: Path) -> StageOutput:
-        if not source.is_file():
-            raise FileNotFoundError(
-                f"{source}: outputs[{table!r}] of the source manifest not found"
-            )
-        names = pq.read_schema(source).names
-        for col in ("URL", "TEXT"):
-            if col not in names:
-                raise ValueError(f"{source}: no column {col!r}")
-        additional = [
-            c
-            for c in names
-            if c not in ("URL", "TEXT") and c not in RESERVED_COLUMNS and c != ROW_COL
-        ]
-        summary = download_urls(
-            source,
-            work / "shards",
-            cfg,
-            url_col="URL",
-            caption_col="TEXT",
-            additional_columns=additional,
-            progress=progress,
-        )
-        with atomic_path(work / "results.parquet") as tmp:
-            pq.write_table(read_results(work / "shards"), tmp)
-        return StageOutput(
-            outputs={"shards": summary["shards"], "results": work / "results.parquet"},
-            stats={
-                "table": table,
-                **{k: summary[k] for k in ("input_rows", "successes", "failures")},
-                "failures_by_error": summary["failures_by_error"],
-                "images_per_s": summary["images_per_s"],
-                "passes": summary["passes"],
-            },
-        )
-
-    plan = plan_download_stage(source_manifest, table, cfg, data_root)
-    if plan.completed() is None:
-        check_cluster(cfg)  # a bad cluster setting fails before the stage directory exists
-    return plan.run(build, progress)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: outputs[{table!r}] of the source manifest not found")
+    names = pq.read_schema(source).names
+    for col in ("URL", "TEXT"):
+        if col not in names:
+            raise ValueError(f"{source}: no column {col!r}")
+    additional = [
+        c for c in names if c not in ("URL", "TEXT") and c not in RESERVED_COLUMNS and c != ROW_COL
+    ]
+    summary = download_urls(
+        source,
+        work / "shards",
+        cfg,
+        url_col="URL",
+        caption_col="TEXT",
+        additional_columns=additional,
+        progress=progress,
+    )
+    with atomic_path(work / "results.parquet") as tmp:
+        pq.write_table(read_results(work / "shards"), tmp)
+    return {"shards": summary["shards"], "results": work / "results.parquet"}, {
+        "table": table,
+        **{k: summary[k] for k in ("input_rows", "successes", "failures")},
+        "failures_by_error": summary["failures_by_error"],
+        "images_per_s": summary["images_per_s"],
+        "passes": summary["passes"],
+    }

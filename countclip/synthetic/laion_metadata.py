@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from countclip.atomic import atomic_path
 from countclip.config import WorldConfig
-from countclip.data.metadata import LAION_SCHEMA
+from countclip.data.metadata_query import LAION_SCHEMA
 from countclip.synthetic.captions import (
     CASING_WEIGHTS,
     CASINGS,

@@ -1,5 +1,5 @@
-"""Promotion tasks for ``retrain-countclip``: freeze the promotion set once, then decide (the
-rule lives in :mod:`countclip.evaluation.promotion`)."""
+"""The retrain flow's promotion task: freeze the promotion set once, then decide (the rule
+lives in :mod:`countclip.evaluation.promotion`)."""
 
 from __future__ import annotations
 
@@ -8,47 +8,36 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from countclip.evaluation.promotion import (
-    freeze_promotion_set,
-    promote,
-    read_history,
-    read_promoted,
-)
+from countclip.stages.promote import read_history, read_promoted, run_promotion
 from countclip_tasks import artifacts
 
-__all__ = ["freeze_promotion_set_task", "promote_task", "read_history", "read_promoted"]
-
-
-@task(name="promotion-set", cache_policy=NO_CACHE, persist_result=False, retries=0)
-def freeze_promotion_set_task(counting_manifest: dict, data_root: str) -> dict[str, Any]:
-    """The frozen promotion set (built by the first retrain; later runs only check its hash)."""
-    record = freeze_promotion_set(counting_manifest["outputs"]["shards"], data_root)
-    artifacts.mapping_table(
-        "promotion-set-per-count",
-        record["per_count"],
-        ("count", "samples"),
-        f"frozen promotion set, sha256 {record['sha256'][:12]} (frozen {record['frozen_at']})",
-    )
-    return record
+__all__ = ["promote_task", "read_history", "read_promoted"]
 
 
 @task(name="promote", cache_policy=NO_CACHE, persist_result=False, retries=0)
 def promote_task(
     train_manifest: dict,
-    promotion_set: dict,
+    verified_manifest: dict,
     data_root: str,
     model_name: str,
     run_name: str | None = None,
     countbench_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """Promote the candidate if it counts better than the promoted model on the frozen set."""
-    record = promote(
+    record = run_promotion(
         train_manifest,
-        promotion_set,
+        verified_manifest,
         data_root,
-        model_name=model_name,
+        model_name,
         run_name=run_name,
         countbench_accuracy=countbench_accuracy,
+    )
+    frozen = record["promotion_set"]
+    artifacts.mapping_table(
+        "promotion-set-per-count",
+        frozen["per_count"],
+        ("count", "samples"),
+        f"frozen promotion set, sha256 {frozen['sha256'][:12]} (frozen {frozen['frozen_at']})",
     )
     artifacts.table(
         "retrain-history", read_history(data_root)[-20:], "retrain candidates (latest 20)"

@@ -10,7 +10,7 @@ the drawn outline of its shape, in fractions of the image side:
 - ``spread``: root-mean-square distance of the object centres from their centroid.
 
 :func:`countbench_cue_predictions` fits :func:`countclip.evaluation.cues.cue_predictions` on
-scenes drawn like a CountBench (:func:`countclip.synthetic.countbench.cue_fit_scenes`, their own
+scenes drawn like a CountBench (:func:`countclip.synthetic.bench_scenes.cue_fit_scenes`, their own
 ids) and guesses the count of each of the CountBench's own scenes; the accuracies, and which
 images no single cue gets right, follow from those guesses.
 """
@@ -31,7 +31,7 @@ from countclip.atomic import atomic_write_text
 from countclip.config import WorldConfig
 from countclip.counts import COUNTS
 from countclip.evaluation.cues import cue_accuracies, cue_predictions
-from countclip.synthetic.countbench import SPLITS, Split, countbench_scenes, cue_fit_scenes
+from countclip.synthetic.bench_scenes import SPLITS, Split, countbench_scenes, cue_fit_scenes
 from countclip.synthetic.layout import SHAPE_AREA, layout_scene, object_outline
 from countclip.synthetic.world import Scene
 
@@ -106,14 +106,14 @@ def write_cue_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m countclip.synthetic.cues --config CONFIG OUT``: the cue report of a config's
-    world, without building anything else (it is a function of the world's settings alone)."""
+    """``python -m countclip.synthetic.scene_cues --config CONFIG OUT``: the cue report of a
+    config's world, without building anything else (a function of the world's settings alone)."""
     import argparse
 
     from countclip.yamlconfig import load_config
 
     parser = argparse.ArgumentParser(
-        prog="python -m countclip.synthetic.cues", description=main.__doc__
+        prog="python -m countclip.synthetic.scene_cues", description=main.__doc__
     )
     parser.add_argument("--config", required=True, help="a pipeline YAML (its world is used)")
     parser.add_argument("out", type=Path)

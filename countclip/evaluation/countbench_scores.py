@@ -1,4 +1,4 @@
-"""CountBench metrics and evaluation, and the evaluation stage (CountBench + zero-shot check).
+"""Scoring one model on the downloaded CountBench, and on the zero-shot check.
 
 CountBench scoring (the paper's protocol): every image is compared with nine captions, its own
 caption with the labelled number word replaced by two..ten; the predicted count is the argmax of
@@ -11,7 +11,8 @@ strings are encoded once (captions repeat across rows and, for short templates, 
 and images are encoded in batches; ``benchmarks/bench_eval.py`` measures the difference.
 
 The scoring rule itself is :mod:`countclip.evaluation.scoring`; the batched encoders are
-:mod:`countclip.evaluation.encoding`. This module loads models and shards and writes the stage.
+:mod:`countclip.training.encoders`. This module loads models and shards and writes the
+results the evaluate stage (:mod:`countclip.stages.evaluate`) keeps.
 """
 
 from __future__ import annotations
@@ -29,31 +30,25 @@ import torch
 from countclip.atomic import atomic_path, atomic_write_json
 from countclip.config import EvalConfig
 from countclip.counts import COUNTS
-from countclip.data.download.stage import shard_paths
+from countclip.data.download.passes import shard_paths
 from countclip.devices import resolve_device
-from countclip.evaluation.encoding import encode_images, encode_texts
 from countclip.evaluation.scoring import (
     count_captions,
-    countbench_metrics,
     metrics_from_similarities,
 )
 from countclip.evaluation.zeroshot import zero_shot_eval
 from countclip.fingerprints import file_fingerprint
-from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to, sub_progress
-from countclip.training.runtime import seeded_global_rng
+from countclip.progress import Progress, report_to, sub_progress
+from countclip.training.encoders import encode_images, encode_texts
+from countclip.training.seeding import seeded_global_rng
 
 __all__ = [
-    "count_captions",
-    "countbench_metrics",
-    "encode_texts",
     "evaluate_countbench",
-    "metrics_from_similarities",
+    "evaluate_model",
+    "iter_shard_batches",
+    "model_identity",
     "model_ref_from_train_manifest",
-    "run_evaluation_stage",
-    "zero_shot_eval",
 ]
-
-EVALUATE = Stage("evaluate", __name__, resumable=True)  # results.json names its own files
 
 
 def iter_shard_batches(shards: Sequence[str], batch_size: int) -> Iterator[list[tuple[dict, Any]]]:
@@ -100,7 +95,7 @@ def evaluate_countbench(
     """
     from countclip.plots import plot_confusion_matrix, plot_per_count_accuracy
 
-    device = resolve_device(device)
+    device = torch.device(device)  # resolved once, by the caller
     out_dir = Path(out_dir)
     counts = [int(c) for c in counts]
     rows = pq.read_table(countbench_manifest["outputs"]["rows"]).to_pylist()
@@ -242,7 +237,7 @@ def evaluate_countbench(
     return results
 
 
-# --------------------------------------------------------------------------- the stage
+# --------------------------------------------------------------------------- one model
 
 
 def model_ref_from_train_manifest(manifest: Mapping[str, Any], label: str = "countclip") -> dict:
@@ -270,7 +265,7 @@ def model_ref_from_train_manifest(manifest: Mapping[str, Any], label: str = "cou
     }
 
 
-def _model_identity(model_ref: Mapping[str, Any]) -> dict:
+def model_identity(model_ref: Mapping[str, Any]) -> dict:
     """What the stage fingerprint needs to know about a model: name, weights content, label."""
     checkpoint = model_ref.get("checkpoint")
     return {
@@ -281,112 +276,85 @@ def _model_identity(model_ref: Mapping[str, Any]) -> dict:
     }
 
 
-def plan_evaluation_stage(
+def evaluate_model(
     model_ref: Mapping[str, Any],
     countbench_manifest: Mapping[str, Any],
     cfg: EvalConfig,
-    data_root: str,
-) -> StagePlan:
-    if not model_ref.get("name"):
-        raise ValueError("model_ref: field 'name' (open_clip model name) is required")
-    checkpoint = model_ref.get("checkpoint")
-    if checkpoint and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"model_ref: checkpoint file not found: {checkpoint}")
-    return EVALUATE.plan(
-        data_root,
-        config=cfg,
-        upstream={"countbench": countbench_manifest},
-        identity=_model_identity(model_ref),
-    )
-
-
-def run_evaluation_stage(
-    model_ref: Mapping[str, Any],
-    countbench_manifest: Mapping[str, Any],
-    cfg: EvalConfig,
-    data_root: str,
+    work: Path,
     progress: Progress | None = None,
-) -> dict:
-    """Stage ``evaluate``: CountBench (and, if ``cfg.zero_shot``, the zero-shot check) for
-    one model. ``model_ref["checkpoint"]`` is a weights file (a train output); else
-    ``model_ref["pretrained"]`` an open_clip tag or None (random init, seeded by
-    ``model_ref.get("seed", 0)``). Outputs: ``results.json`` combining both, plus CountBench's
-    predictions and plots under ``countbench/``.
-    """
+) -> tuple[dict, dict]:
+    """CountBench (and, if ``cfg.zero_shot``, the zero-shot check) for one model, into
+    ``work``; returns ``(outputs, stats)``. ``model_ref["checkpoint"]`` is a weights file (a
+    train output); else ``model_ref["pretrained"]`` an open_clip tag or None (random init,
+    seeded by ``model_ref.get("seed", 0)``). Outputs: ``results.json`` combining both, plus
+    CountBench's predictions and plots under ``countbench/``."""
     from countclip.training.model import load_model
 
-    plan = plan_evaluation_stage(model_ref, countbench_manifest, cfg, data_root)
     report = report_to(progress)
-
-    def build(work: Path) -> StageOutput:
-        checkpoint = model_ref.get("checkpoint")
-        label = model_ref.get("label") or model_ref["name"]
-        device = resolve_device(cfg.device)
-        with seeded_global_rng(int(model_ref.get("seed") or 0)):
-            model, preprocess, tokenizer = load_model(
-                model_ref["name"], checkpoint or model_ref.get("pretrained"), device
-            )
-        countbench = evaluate_countbench(
+    checkpoint = model_ref.get("checkpoint")
+    label = model_ref.get("label") or model_ref["name"]
+    device = resolve_device(cfg.device)
+    with seeded_global_rng(int(model_ref.get("seed") or 0)):
+        model, preprocess, tokenizer = load_model(
+            model_ref["name"], checkpoint or model_ref.get("pretrained"), device
+        )
+    countbench = evaluate_countbench(
+        model,
+        preprocess,
+        tokenizer,
+        countbench_manifest,
+        work / "countbench",
+        batch_size=cfg.batch_size,
+        device=device,
+        label=label,
+        progress=sub_progress(progress, 0.0, 0.85),
+    )
+    zero_shot = None
+    if cfg.zero_shot and cfg.zero_shot_datasets:
+        report(0.85, f"zero-shot check: {', '.join(cfg.zero_shot_datasets)}")
+        zero_shot = zero_shot_eval(
             model,
             preprocess,
             tokenizer,
-            countbench_manifest,
-            work / "countbench",
+            cfg.zero_shot_datasets,
+            split=cfg.zero_shot_split,
             batch_size=cfg.batch_size,
             device=device,
-            label=label,
-            progress=sub_progress(progress, 0.0, 0.85),
         )
-        zero_shot = None
-        if cfg.zero_shot and cfg.zero_shot_datasets:
-            report(0.85, f"zero-shot check: {', '.join(cfg.zero_shot_datasets)}")
-            zero_shot = zero_shot_eval(
-                model,
-                preprocess,
-                tokenizer,
-                cfg.zero_shot_datasets,
-                split=cfg.zero_shot_split,
-                batch_size=cfg.batch_size,
-                device=device,
+    results = {
+        "label": label,
+        "model": {k: model_ref.get(k) for k in ("name", "checkpoint", "pretrained", "seed")},
+        "countbench": countbench,
+        "zero_shot": zero_shot,
+    }
+    atomic_write_json(work / "results.json", results)
+    report(0.99, countbench["message"])
+    outputs = {k: v for k, v in countbench["outputs"].items() if k != "results"}
+    outputs = {
+        "results": work / "results.json",
+        **outputs,
+        "countbench_results": countbench["outputs"]["results"],
+    }
+    return outputs, {
+        "label": label,
+        "model": model_ref.get("fingerprint") or model_identity(model_ref)["weights"],
+        **{
+            k: countbench[k]
+            for k in (
+                "accuracy",
+                "mean_per_class_recall",
+                "per_count_accuracy",
+                "evaluated",
+                "evaluated_main",
+                "rows_main",
+                "message",
             )
-        results = {
-            "label": label,
-            "model": {k: model_ref.get(k) for k in ("name", "checkpoint", "pretrained", "seed")},
-            "countbench": countbench,
-            "zero_shot": zero_shot,
-        }
-        atomic_write_json(work / "results.json", results)
-        report(0.99, countbench["message"])
-        outputs = {k: v for k, v in countbench["outputs"].items() if k != "results"}
-        return StageOutput(
-            outputs={
-                "results": work / "results.json",
-                **outputs,
-                "countbench_results": countbench["outputs"]["results"],
-            },
-            stats={
-                "label": label,
-                "model": model_ref.get("fingerprint") or _model_identity(model_ref)["weights"],
-                **{
-                    k: countbench[k]
-                    for k in (
-                        "accuracy",
-                        "mean_per_class_recall",
-                        "per_count_accuracy",
-                        "evaluated",
-                        "evaluated_main",
-                        "rows_main",
-                        "message",
-                    )
-                },
-                "zero_shot": {
-                    task: {
-                        "accuracy": r["accuracy"],
-                        "mean_per_class_recall": r["mean_per_class_recall"],
-                    }
-                    for task, r in (zero_shot or {}).items()
-                },
-            },
-        )
-
-    return plan.run(build, progress)
+        },
+        "zero_shot": {
+            task: {
+                "accuracy": r["accuracy"],
+                "mean_per_class_recall": r["mean_per_class_recall"],
+            }
+            for task, r in (zero_shot or {}).items()
+        },
+    }

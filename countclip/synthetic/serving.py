@@ -1,5 +1,4 @@
-"""The synthetic world as a pipeline stage: serve it, and write its metadata, CountBench and
-zero-shot sets.
+"""Serving the synthetic world on a port fixed by its config.
 
 The image URLs in the metadata name the server's port, so a world's port is part of its
 identity and must never change silently: :func:`serve_world` always serves a world on the
@@ -13,26 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import threading
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
-from countclip.atomic import atomic_write_json
 from countclip.config import WorldConfig
 from countclip.fingerprints import fingerprint
-from countclip.stage import Stage, StageOutput, StagePlan
-from countclip.synthetic.countbench import write_countbench
-from countclip.synthetic.cues import write_cue_report
-from countclip.synthetic.ground_truth import write_ground_truth
-from countclip.synthetic.metadata import generate_metadata
-from countclip.synthetic.server import ImageServer
-from countclip.synthetic.zeroshot import write_zero_shot_sets
+from countclip.synthetic.image_server import ImageServer
 
 log = logging.getLogger(__name__)
-WORLD = Stage("world", __name__)
 PORT_RANGE = (20_000, 40_000)
 TAKEOVER_INTERVAL = 0.5
 """Seconds between attempts to take over the port of a world another run serves."""
@@ -117,56 +106,3 @@ def _standby(server: ImageServer) -> Iterator[None]:
         stop.set()
         thread.join(timeout=5)
         server.close()
-
-
-def plan_world_stage(world: WorldConfig, data_root: str, base_url: str) -> StagePlan:
-    return WORLD.plan(data_root, config=served_world(world), identity={"base_url": base_url})
-
-
-def run_world_stage(world: WorldConfig, data_root: str, base_url: str) -> dict:
-    """Stage "world": metadata parquet parts, the development and confirmatory CountBenches,
-    their cue-only baselines, zero-shot sets, and the ground truth (what each image really
-    shows: only the world and measurements of the pipeline read it), with image URLs under
-    ``base_url``."""
-
-    def build(work: Path) -> StageOutput:
-        parts = generate_metadata(work / "metadata", world, base_url)
-        write_countbench(work / "countbench.json", world, base_url, "dev")
-        write_countbench(work / "countbench-confirmatory.json", world, base_url, "confirmatory")
-        cues = json.loads(write_cue_report(work / "cues.json", world).read_text())
-        for split in ("dev", "confirmatory"):
-            atomic_write_json(work / f"cues-{split}.json", cues[split])
-        write_ground_truth(work / "ground_truth.parquet", world)
-        datasets = write_zero_shot_sets(
-            work / "zero-shot", world.zero_shot_per_class, world.zero_shot_image_size
-        )
-        return StageOutput(
-            outputs={
-                "metadata": work / "metadata",
-                "countbench": work / "countbench.json",
-                "countbench_confirmatory": work / "countbench-confirmatory.json",
-                "cues": work / "cues.json",
-                "cues_dev": work / "cues-dev.json",
-                "cues_confirmatory": work / "cues-confirmatory.json",
-                "ground_truth": work / "ground_truth.parquet",
-                "zero_shot": work / "zero-shot",
-            },
-            stats={
-                "parts": len(parts),
-                "base_url": base_url,
-                "zero_shot_tasks": sorted(datasets),
-            },
-        )
-
-    return plan_world_stage(world, data_root, base_url).run(build)
-
-
-def world_source(world_manifest: dict) -> str:
-    """The metadata glob of a world manifest (``metadata.source`` for the build)."""
-    return str(Path(world_manifest["outputs"]["metadata"]) / "*.parquet")
-
-
-def zero_shot_datasets(world_manifest: dict) -> dict[str, str]:
-    """``{task: folder}`` of a world manifest's zero-shot sets."""
-    root = Path(world_manifest["outputs"]["zero_shot"])
-    return {task: str(root / task) for task in world_manifest["stats"]["zero_shot_tasks"]}

@@ -12,7 +12,7 @@ and so are some here: CountBench ids misbehave on the server like any other id (
 ``slow``...), at ``world.misbehave_fraction``. All ids lie far above any training ``SAMPLE_ID``
 and below the zero-shot ids, and the caption templates are never used in the training metadata.
 Every scene's layout is cue-controlled (:mod:`countclip.synthetic.render`), so object size, total
-area and spread do not give the count away; :mod:`countclip.synthetic.cues` measures that.
+area and spread do not give the count away; :mod:`countclip.synthetic.scene_cues` measures that.
 """
 
 from __future__ import annotations

@@ -46,8 +46,23 @@ from countclip.atomic import (
     is_disk_full,
 )
 from countclip.fingerprints import canonical, code_version, fingerprint
+from countclip.progress import Progress, report_to, sub_progress
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "MANIFEST_NAME",
+    "Progress",
+    "Stage",
+    "StageBusy",
+    "StageOutput",
+    "StagePlan",
+    "Timer",
+    "is_disk_full",
+    "read_manifest",
+    "report_to",
+    "sub_progress",
+    "write_manifest",
+]
 
 LAYOUT_VERSION = "2"
 """Bump when the stage directory layout or manifest format changes: every fingerprint moves."""
@@ -68,20 +83,6 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "seconds",
     "written_at",
 )
-
-Progress = Callable[[float, str], None]
-"""``progress(fraction_done, message)``: the orchestration layer turns it into a progress bar."""
-
-
-def report_to(progress: Progress | None) -> Progress:
-    """``progress`` itself, or a callback that does nothing."""
-    return progress or (lambda _fraction, _message: None)
-
-
-def sub_progress(progress: Progress | None, start: float, end: float) -> Progress:
-    """A callback reporting ``[0, 1]`` of a sub-step as ``[start, end]`` of ``progress``."""
-    outer = report_to(progress)
-    return lambda fraction, message: outer(start + (end - start) * fraction, message)
 
 
 class StageBusy(TimeoutError):

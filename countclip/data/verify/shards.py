@@ -1,4 +1,5 @@
-"""Stage "verify": keep the downloaded counting samples whose image shows the caption's count.
+"""The verify stage's work: keep the downloaded counting samples whose image shows the
+caption's count.
 
 Between the counting download and λ. Layout of ``<data_root>/verify/<fingerprint>/``::
 
@@ -46,16 +47,14 @@ from PIL import Image
 from countclip import sql
 from countclip.atomic import atomic_path
 from countclip.config import VerifyConfig
+from countclip.data.verify.build import build_counter
 from countclip.data.verify.counters import (
     ObjectCounter,
-    build_counter,
-    check_counter,
     decide,
     dominant_count,
 )
-from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to
+from countclip.progress import Progress, report_to
 
-VERIFY = Stage("verify", __name__, resumable=True)
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 DECISIONS_SCHEMA = pa.schema(
     [
@@ -251,83 +250,38 @@ def _stats(decisions: pa.Table, counter: str, seconds: float) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- the stage
-
-
-def _weights_identity(cfg: VerifyConfig) -> dict[str, Any] | None:
-    """A detector's output depends on its weights file: name, size and mtime (hashing
-    hundreds of MB on every cache lookup would cost more than it saves)."""
-    if cfg.counter != "torchvision" or not cfg.weights or cfg.weights == "random":
-        return None
-    path = Path(cfg.weights).expanduser()
-    stat = path.stat() if path.is_file() else None
-    return {"weights": str(path), "size": stat and stat.st_size, "mtime": stat and stat.st_mtime}
-
-
-_SETTINGS = {
-    "none": ("counter",),
-    "classical": ("counter", "min_object_fraction"),
-    "torchvision": ("counter", "detector", "score_threshold", "weights"),
-}
-"""The settings each counter's decisions depend on: changing the detector's settings does not
-recompute a classical verification, nor anything downstream of it."""
-
-
-def plan_verify_stage(
-    download_manifest: Mapping[str, Any], cfg: VerifyConfig, data_root: str
-) -> StagePlan:
-    return VERIFY.plan(
-        data_root,
-        config={name: getattr(cfg, name) for name in _SETTINGS[cfg.counter]},
-        upstream={"download": download_manifest},
-        identity=_weights_identity(cfg),
-    )
-
-
-def run_verify_stage(
-    download_manifest: Mapping[str, Any],
+def verify_download(
+    shards: Sequence[str],
+    results: Path,
     cfg: VerifyConfig,
-    data_root: str,
+    work: Path,
     progress: Progress | None = None,
-) -> dict:
-    """Verify the counting download's samples: outputs ``shards`` (kept samples), ``results``
-    (their download results, what λ reads) and ``decisions`` (one row per sample).
-
-    A missing detector weights file fails here, before the stage directory exists."""
-    outputs = download_manifest.get("outputs") or {}
-    if "results" not in outputs or "shards" not in outputs:
-        raise ValueError("download manifest: needs outputs['shards'] and outputs['results']")
-    shards = sorted(map(str, outputs["shards"]))
-    results = Path(outputs["results"])
-    check_counter(cfg)
+) -> tuple[dict, dict]:
+    """Decide every sample of the download's ``shards`` (its ``results`` parquet beside them)
+    into ``work``; return ``(outputs, stats)``: ``shards`` (the kept samples), ``results``
+    (their download results, what λ reads) and ``decisions`` (one row per sample)."""
     report = report_to(progress)
-
-    def build(work: Path) -> StageOutput:
-        if not results.is_file():
-            raise FileNotFoundError(f"{results}: the download's results parquet is gone")
-        started = time.perf_counter()
-        if cfg.counter == "none":
-            kept_shards, decisions = shards, _pass_through(results, work)
-        else:
-            kept_shards, files = _decide_all(shards, cfg, work, report)
-            decisions = pa.concat_tables(
-                [DECISIONS_SCHEMA.empty_table()]
-                + [pq.read_table(f, schema=DECISIONS_SCHEMA) for f in files]
-            )
-        with atomic_path(work / "decisions.parquet") as tmp:
-            pq.write_table(decisions, tmp)
-        if cfg.counter != "none":
-            _verified_results(results, work / "decisions.parquet", work / "results.parquet")
-        return StageOutput(
-            outputs={
-                "shards": kept_shards,
-                "results": work / "results.parquet",
-                "decisions": work / "decisions.parquet",
-            },
-            stats=_stats(decisions, cfg.counter, time.perf_counter() - started),
+    if not results.is_file():
+        raise FileNotFoundError(f"{results}: the download's results parquet is gone")
+    started = time.perf_counter()
+    if cfg.counter == "none":
+        kept_shards, decisions = shards, _pass_through(results, work)
+    else:
+        kept_shards, files = _decide_all(shards, cfg, work, report)
+        decisions = pa.concat_tables(
+            [DECISIONS_SCHEMA.empty_table()]
+            + [pq.read_table(f, schema=DECISIONS_SCHEMA) for f in files]
         )
-
-    return plan_verify_stage(download_manifest, cfg, data_root).run(build, progress)
+    with atomic_path(work / "decisions.parquet") as tmp:
+        pq.write_table(decisions, tmp)
+    if cfg.counter != "none":
+        _verified_results(results, work / "decisions.parquet", work / "results.parquet")
+    outputs = {
+        "shards": kept_shards,
+        "results": work / "results.parquet",
+        "decisions": work / "decisions.parquet",
+    }
+    return outputs, _stats(decisions, cfg.counter, time.perf_counter() - started)
 
 
 def _decide_all(

@@ -1,4 +1,4 @@
-"""Stage 1: LAION metadata -> counting candidates and a common (non-counting) sample.
+"""LAION metadata -> counting candidates and a common (non-counting) sample.
 
 All the data work happens in DuckDB with the queries kept in ``sql/*.sql`` and every value bound
 as a parameter. Results are streamed to parquet with ``COPY (query) TO $out``: the table never
@@ -9,7 +9,7 @@ Every query reads ``laion_rows(files)`` (``sql/laion_source.sql``): the source u
 column names (``metadata.columns`` maps others, e.g. Re-LAION's), each row with the exclusion
 lists (``metadata.exclude``) its URL is on; excluded rows are dropped before any other filter,
 so nothing on a blocklist reaches the download. Remote files are read through fsspec
-filesystems registered on the connection (:mod:`countclip.data.remote`): DuckDB never
+filesystems registered on the connection (:mod:`countclip.data.remote_parquet`): DuckDB never
 downloads an extension.
 """
 
@@ -23,8 +23,8 @@ import duckdb
 
 from countclip import sql
 from countclip.config import MetadataConfig
-from countclip.data import remote as rmt
-from countclip.data.remote import RemoteFiles, RemoteSourceError, is_remote
+from countclip.data import remote_parquet as rmt
+from countclip.data.remote_parquet import RemoteFiles, RemoteSourceError, is_remote
 from countclip.data.source import (
     LAION_COLUMNS,
     LAION_SCHEMA,
@@ -40,12 +40,11 @@ from countclip.data.source import (
     source_files,
     source_identity,
 )
-from countclip.stage import Progress, Stage, StageOutput, StagePlan, report_to
+from countclip.progress import Progress, report_to
 
 __all__ = [  # the stage's API, with what it re-exports from countclip.data.source
     "LAION_COLUMNS",
     "LAION_SCHEMA",
-    "METADATA",
     "MetadataError",
     "MetadataSourceNotFound",
     "RemoteSourceError",
@@ -58,14 +57,12 @@ __all__ = [  # the stage's API, with what it re-exports from countclip.data.sour
     "load_exclusions",
     "load_sql",
     "number_pattern",
-    "plan_metadata_stage",
     "remote_files",
-    "run_metadata_stage",
+    "select_rows",
     "source_files",
     "source_identity",
 ]
 
-METADATA = Stage("metadata", __name__)
 STAGED_SOURCE = "remote-source.parquet"
 """Local copy of a remote source's LAION columns, in the work directory while the stage runs."""
 
@@ -123,14 +120,6 @@ def _copy(con: duckdb.DuckDBPyConnection, sql_name: str, params: dict, out: Path
     return int(rows.fetchall()[0][0])
 
 
-def plan_metadata_stage(cfg: MetadataConfig, data_root: str) -> StagePlan:
-    identity = {
-        "source": source_identity(cfg.source),
-        "exclude": [source_identity(e.path) for e in exclude_lists(cfg)],
-    }
-    return METADATA.plan(data_root, config=cfg, identity=identity)
-
-
 def _read_error(cfg: MetadataConfig, remote: RemoteFiles | None, exc: duckdb.Error) -> Exception:
     """The error to raise for a failed query: a remote read failure recorded with its URL
     (transient ones retried by the task), else one line naming the source."""
@@ -155,87 +144,78 @@ def _copy_remote(con: duckdb.DuckDBPyConnection, files: list[str], out: Path) ->
     return out
 
 
-def run_metadata_stage(
-    cfg: MetadataConfig, data_root: str, progress: Progress | None = None
-) -> dict:
-    """Select counting candidates and a seeded common sample from LAION metadata parquet.
+def select_rows(
+    cfg: MetadataConfig, work: Path, progress: Progress | None = None
+) -> tuple[dict, dict]:
+    """Write ``candidates.parquet`` and ``common.parquet`` (the LAION columns) into ``work``;
+    return ``(outputs, stats)``.
 
-    Outputs ``candidates.parquet`` and ``common.parquet`` (the LAION columns). The manifest's
-    stats satisfy ``rows_read == kept + sum(dropped.values())`` where ``kept`` is the number of
-    candidates and ``dropped`` counts, in filter order, the rows each filter removed (rows on an
-    exclusion list under ``excluded``, rows with no number word under ``no_number``; the common
-    sample is drawn from those). ``excluded_by_list`` counts the source rows on each list.
+    ``stats`` satisfy ``rows_read == kept + sum(dropped.values())`` where ``kept`` is the number
+    of candidates and ``dropped`` counts, in filter order, the rows each filter removed (rows on
+    an exclusion list under ``excluded``, rows with no number word under ``no_number``; the
+    common sample is drawn from those). ``excluded_by_list`` counts the source rows on each
+    list.
     """
     report = report_to(progress)
-
-    def build(work: Path) -> StageOutput:
-        remote = remote_files(cfg)
-        files = source_files(cfg, remote)
-        report(0.02, f"checking {len(files)} file(s)")
-        con = connect(cfg, remote)
-        try:
-            check_source(con, files, column_map(cfg))
-            load_exclusions(con, cfg)
-            scanned = files
-            if any(is_remote(f) for f in files):
-                report(0.04, f"copying the LAION columns of {len(files)} remote file(s)")
-                scanned = [str(_copy_remote(con, files, work / STAGED_SOURCE))]
-            report(0.05, f"counting {len(files)} file(s)")
-            params = _filter_params(cfg, scanned)
-            stats = _filter_stats(con, cfg, params)
-            n_common = min(math.ceil(cfg.common_ratio * stats["candidates"]), stats["no_number"])
-            # Oversample a little so the hash prefilter almost surely yields n rows; LIMIT trims.
-            margin = n_common + 5 * math.sqrt(n_common) + 16
-            fraction = min(1.0, margin / max(stats["no_number"], 1))
-            report(0.3, "writing candidates")
-            kept = _copy(con, "candidates.sql", params, work / "candidates.parquet")
-            report(0.65, "sampling common rows")
-            common = _copy(
-                con,
-                "common_sample.sql",
-                {**params, "seed": int(cfg.seed), "fraction": fraction, "n": int(n_common)},
-                work / "common.parquet",
-            )
-        except duckdb.Error as exc:
-            raise _read_error(cfg, remote, exc) from exc
-        finally:
-            con.close()
-        (work / STAGED_SOURCE).unlink(missing_ok=True)
-        if kept != stats["candidates"]:  # the source changed under us
-            raise MetadataError(
-                f"{describe(cfg.source)}: {kept} candidates written but "
-                f"{stats['candidates']} counted"
-            )
-        per_list = stats.pop("excluded_per_list") or {}
-        dropped = {
-            "excluded": stats["dropped_excluded"],
-            "url": stats["dropped_url"],
-            "nsfw": stats["dropped_nsfw"],
-            "similarity": stats["dropped_similarity"],
-            "size": stats["dropped_size"],
-            "empty_text": stats["dropped_empty_text"],
-            "no_number": stats["no_number"],
-        }
-        report(0.95, f"{kept} candidates, {common} common rows")
-        return StageOutput(
-            outputs={
-                "candidates": work / "candidates.parquet",
-                "common": work / "common.parquet",
-            },
-            stats={
-                "source_files": len(files),
-                "rows_read": stats["rows_read"],
-                "kept": kept,
-                "dropped": dropped,
-                "excluded_by_list": {
-                    e.path: int(per_list.get(i, 0)) for i, e in enumerate(exclude_lists(cfg))
-                },
-                "common_rows": common,
-                "common_requested": n_common,
-            },
+    remote = remote_files(cfg)
+    files = source_files(cfg, remote)
+    report(0.02, f"checking {len(files)} file(s)")
+    con = connect(cfg, remote)
+    try:
+        check_source(con, files, column_map(cfg))
+        load_exclusions(con, cfg)
+        scanned = files
+        if any(is_remote(f) for f in files):
+            report(0.04, f"copying the LAION columns of {len(files)} remote file(s)")
+            scanned = [str(_copy_remote(con, files, work / STAGED_SOURCE))]
+        report(0.05, f"counting {len(files)} file(s)")
+        params = _filter_params(cfg, scanned)
+        stats = _filter_stats(con, cfg, params)
+        n_common = min(math.ceil(cfg.common_ratio * stats["candidates"]), stats["no_number"])
+        # Oversample a little so the hash prefilter almost surely yields n rows; LIMIT trims.
+        margin = n_common + 5 * math.sqrt(n_common) + 16
+        fraction = min(1.0, margin / max(stats["no_number"], 1))
+        report(0.3, "writing candidates")
+        kept = _copy(con, "candidates.sql", params, work / "candidates.parquet")
+        report(0.65, "sampling common rows")
+        common = _copy(
+            con,
+            "common_sample.sql",
+            {**params, "seed": int(cfg.seed), "fraction": fraction, "n": int(n_common)},
+            work / "common.parquet",
         )
-
-    return plan_metadata_stage(cfg, data_root).run(build, progress)
+    except duckdb.Error as exc:
+        raise _read_error(cfg, remote, exc) from exc
+    finally:
+        con.close()
+    (work / STAGED_SOURCE).unlink(missing_ok=True)
+    if kept != stats["candidates"]:  # the source changed under us
+        raise MetadataError(
+            f"{describe(cfg.source)}: {kept} candidates written but {stats['candidates']} counted"
+        )
+    per_list = stats.pop("excluded_per_list") or {}
+    dropped = {
+        "excluded": stats["dropped_excluded"],
+        "url": stats["dropped_url"],
+        "nsfw": stats["dropped_nsfw"],
+        "similarity": stats["dropped_similarity"],
+        "size": stats["dropped_size"],
+        "empty_text": stats["dropped_empty_text"],
+        "no_number": stats["no_number"],
+    }
+    report(0.95, f"{kept} candidates, {common} common rows")
+    outputs = {"candidates": work / "candidates.parquet", "common": work / "common.parquet"}
+    return outputs, {
+        "source_files": len(files),
+        "rows_read": stats["rows_read"],
+        "kept": kept,
+        "dropped": dropped,
+        "excluded_by_list": {
+            e.path: int(per_list.get(i, 0)) for i, e in enumerate(exclude_lists(cfg))
+        },
+        "common_rows": common,
+        "common_requested": n_common,
+    }
 
 
 def _filter_stats(con: duckdb.DuckDBPyConnection, cfg: MetadataConfig, params: dict) -> dict:

@@ -1,0 +1,45 @@
+"""Every file of a synthetic world, written into one directory: what the world stage holds.
+
+The metadata parquet parts (LAION-400M schema, image URLs under ``base_url``), the CountBenches
+in the real JSON format, their cue-only baselines, the zero-shot sets, and the ground truth
+(what each image really shows: only the world itself and measurements of the pipeline read it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from countclip.atomic import atomic_write_json
+from countclip.config import WorldConfig
+from countclip.synthetic.bench_scenes import write_countbench
+from countclip.synthetic.scene_cues import write_cue_report
+from countclip.synthetic.ground_truth import write_ground_truth
+from countclip.synthetic.laion_metadata import generate_metadata
+from countclip.synthetic.zero_shot_sets import write_zero_shot_sets
+
+
+def write_world(world: WorldConfig, work: Path, base_url: str) -> tuple[dict, dict]:
+    """Write the world's files into ``work``; return ``(outputs, stats)``."""
+    parts = generate_metadata(work / "metadata", world, base_url)
+    write_countbench(work / "countbench.json", world, base_url, "dev")
+    write_countbench(work / "countbench-confirmatory.json", world, base_url, "confirmatory")
+    cues = json.loads(write_cue_report(work / "cues.json", world).read_text())
+    for split in ("dev", "confirmatory"):
+        atomic_write_json(work / f"cues-{split}.json", cues[split])
+    write_ground_truth(work / "ground_truth.parquet", world)
+    datasets = write_zero_shot_sets(
+        work / "zero-shot", world.zero_shot_per_class, world.zero_shot_image_size
+    )
+    outputs = {
+        "metadata": work / "metadata",
+        "countbench": work / "countbench.json",
+        "countbench_confirmatory": work / "countbench-confirmatory.json",
+        "cues": work / "cues.json",
+        "cues_dev": work / "cues-dev.json",
+        "cues_confirmatory": work / "cues-confirmatory.json",
+        "ground_truth": work / "ground_truth.parquet",
+        "zero_shot": work / "zero-shot",
+    }
+    stats = {"parts": len(parts), "base_url": base_url, "zero_shot_tasks": sorted(datasets)}
+    return outputs, stats
