@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from countclip.counts import NUMBER_WORDS
 
@@ -149,6 +149,15 @@ class CaptionConfig(StrictModel):
         True, description="with a trained pipeline: the number must modify a noun (nummod)"
     )
     include_digits: bool = False
+    count_threshold: float = Field(
+        0.58,
+        ge=0.0,
+        le=1.0,
+        description="operating point of the count classifier: a caption is kept when its best "
+        "number word's probability of counting visible things reaches this (chosen by "
+        "cross-validation on the tune split of the labelled LAION captions, see "
+        "docs/captions.md; lower keeps more counts and more non-counts)",
+    )
     batch_size: int = speed(2000, "captions per spaCy batch", ge=1)
     n_process: int = speed(1, "spaCy processes (1 is fastest on 2 cores)", ge=1)
     rows_per_chunk: int = speed(100_000, "rows read from parquet at a time", ge=1)
@@ -220,6 +229,10 @@ class VerifyConfig(StrictModel):
     min_object_fraction: float = Field(
         0.002, ge=0, lt=1, description="classical: smaller blobs (share of the image) are noise"
     )
+    classical_on_photos: bool = Field(
+        False, description="allow the classical counter with synthetic: false (it counts blobs "
+        "of rendered scenes, not objects in photographs); recorded in the verify manifest",
+    )  # fmt: skip
     batch_size: int = speed(32, "images per counter batch", ge=1)
     device: str = speed("auto", "detector torch device: auto, cpu, cuda, cuda:1")
 
@@ -238,6 +251,10 @@ class ModelConfig(StrictModel):
     pretrained: str | None = Field(
         None, description="open_clip pretrained tag ('openai') or a checkpoint path"
     )
+    quick_gelu: bool | None = Field(
+        None, description="QuickGELU activations (OpenAI's CLIP weights were trained with them); "
+        "None = what the pretrained tag was trained with",
+    )  # fmt: skip
     lock_image: bool = False
     lock_image_unlocked_groups: int = 0
     lock_text: bool = False
@@ -307,6 +324,10 @@ class TrainConfig(StrictModel):
     workers: int = speed(0, "DataLoader worker processes", ge=0)
     seed: int = 0
     device: str = speed("auto", "torch device: auto, cpu, cuda, cuda:1")
+    processes: int = speed(
+        1, "training processes; > 1 runs the loop under torchrun (DDP), one process per GPU "
+        "(gloo on CPU)", ge=1,
+    )  # fmt: skip
     threads: int | None = speed(None, "torch CPU threads (None = torch default)")
 
 
@@ -354,6 +375,11 @@ class EvalConfig(StrictModel):
     zero_shot_split: str = Field(
         "test", description="split of the zero-shot folders to score (tuning uses validation)"
     )
+    min_images: float = Field(
+        0.5, ge=0, le=1, json_schema_extra=SPEED_ONLY, description="smallest share of CountBench's "
+        "rows that must be evaluated (dead links): below it the evaluation is an error, never a "
+        "cached result (a check: it never changes what is written)",
+    )  # fmt: skip
     device: str = speed("auto", "torch device: auto, cpu, cuda, cuda:1")
 
 
@@ -397,3 +423,14 @@ class PipelineConfig(StrictModel):
                 "bucket (s3fs, gcsfuse, NFS) and give its path instead"
             )
         return os.path.expanduser(value.removeprefix("file://"))
+
+    @model_validator(mode="after")
+    def _photographs_need_a_detector(self) -> PipelineConfig:
+        classical = self.verify.counter == "classical" and not self.verify.classical_on_photos
+        if classical and not self.synthetic:
+            raise ValueError(
+                "verify.counter: classical counts blobs of rendered scenes, not objects in "
+                "photographs (synthetic: false); use verify.counter: torchvision, or set "
+                "verify.classical_on_photos: true to count blobs anyway"
+            )
+        return self

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,11 +33,11 @@ from countclip.data.download.runner import clear_stop, request_stop, stop_reques
 @dataclass(frozen=True)
 class Step:
     """One stage of the pipeline: its name (the module in :mod:`countclip.stages` and in the
-    Prefect tasks), the ``run_*`` function there, the steps whose manifests it takes, and the
-    outputs its manifest names."""
+    Prefect tasks), the suffix of its ``run_*`` and ``plan_*`` functions there, the steps whose
+    manifests it takes, and the outputs its manifest names."""
 
     name: str
-    run: str
+    function: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     synthetic_only: bool = False
@@ -45,26 +46,26 @@ class Step:
 STAGES: tuple[Step, ...] = (
     Step(
         "world",
-        "run_world_stage",
+        "world_stage",
         (),
         ("metadata", "countbench", "countbench_confirmatory", "cues", "ground_truth", "zero_shot"),
         synthetic_only=True,
     ),
-    Step("metadata", "run_metadata_stage", ("world",), ("candidates", "common")),
-    Step("captions", "run_caption_stage", ("metadata",), ("counting", "rejected", "common")),
-    Step("download", "run_download_stage", ("captions",), ("shards", "results")),
-    Step("verify", "run_verify_stage", ("download",), ("shards", "results", "decisions")),
-    Step("lambdas", "run_lambda_stage", ("verify",), ("lambdas", "plot")),
-    Step("pretrain", "run_pretrain_stage", ("world",), ("checkpoint", "metrics"), True),
+    Step("metadata", "metadata_stage", ("world",), ("candidates", "common")),
+    Step("captions", "caption_stage", ("metadata",), ("counting", "rejected", "common")),
+    Step("download", "download_stage", ("captions",), ("shards", "results")),
+    Step("verify", "verify_stage", ("download",), ("shards", "results", "decisions")),
+    Step("lambdas", "lambda_stage", ("verify",), ("lambdas", "plot")),
+    Step("pretrain", "pretrain_stage", ("world",), ("checkpoint", "metrics"), True),
     Step(
         "train",
-        "run_training",
+        "training",
         ("verify", "download", "lambdas", "pretrain"),
         ("checkpoint", "last", "metrics", "loss_plot"),
     ),
-    Step("countbench", "run_countbench_stage", ("world",), ("rows", "shards", "dead_urls")),
-    Step("evaluate", "run_evaluation_stage", ("train", "countbench"), ("results",)),
-    Step("promote", "run_promotion", ("train", "verify"), ()),
+    Step("countbench", "countbench_stage", ("world",), ("rows", "shards", "dead_urls")),
+    Step("evaluate", "evaluation_stage", ("train", "countbench"), ("results",)),
+    Step("promote", "promotion", ("train", "verify"), ()),
 )
 """The stages in the order they run (``world`` and ``pretrain`` only for the synthetic world;
 ``metadata`` then reads the world's parts, ``countbench`` its CountBench). The ``report`` that
@@ -94,10 +95,14 @@ def stage_function(stage: str) -> Callable[..., Any]:
         from countclip.stages.evaluate import run_report
 
         return run_report
+    return _function(stage, "run")
+
+
+def _function(stage: str, kind: str) -> Callable[..., Any]:
     step = next((s for s in STAGES if s.name == stage), None)
     if step is None:
         raise KeyError(f"no stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
-    return getattr(importlib.import_module(f"countclip.stages.{stage}"), step.run)
+    return getattr(importlib.import_module(f"countclip.stages.{stage}"), f"{kind}_{step.function}")
 
 
 class LocalRunner:
@@ -126,6 +131,43 @@ class LocalRunner:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+class NotBuilt(LookupError):
+    """:class:`PlanRunner`: a stage of the order is not finished under the data root."""
+
+
+class PlanRunner:
+    """Replays the order without running anything: each stage's ``plan_*`` and its finished
+    manifest on disk, or :class:`NotBuilt`. What a finished run made, found the same way it was
+    made (``countclip evaluate`` after ``countclip train`` finds the trained checkpoint)."""
+
+    def run(self, stage: str, *args: Any, **kwargs: Any) -> Any:
+        if stage in ("report", "promote"):
+            raise NotBuilt(f"{stage} has no stage directory")
+        plan = _function(stage, "plan")
+        wanted = inspect.signature(plan).parameters
+        done = plan(*args, **{k: v for k, v in kwargs.items() if k in wanted}).completed()
+        if done is None:
+            raise NotBuilt(f"stage {stage} is not finished")
+        return done
+
+    def submit(self, stage: str, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(self.run(stage, *args, **kwargs))
+        except NotBuilt as exc:
+            future.set_exception(exc)
+        return future
+
+
+def finished_training(cfg: PipelineConfig, label: str = "countclip") -> dict | None:
+    """The train manifest ``countclip train`` made with this config, if it and everything it
+    was built from are finished; None otherwise. Builds nothing."""
+    try:
+        return train(cfg.model_copy(deep=True), PlanRunner(), label)
+    except NotBuilt:
+        return None
 
 
 # --------------------------------------------------------------------------- the world
@@ -229,6 +271,7 @@ def model_ref(cfg: PipelineConfig, checkpoint: str | None, label: str) -> dict:
         "name": cfg.train.model.name,
         "checkpoint": checkpoint,
         "pretrained": cfg.train.model.pretrained,
+        "quick_gelu": cfg.train.model.quick_gelu,
         "label": label,
     }
 

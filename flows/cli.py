@@ -18,6 +18,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,6 +31,8 @@ examples:
   countclip build --config configs/synthetic-small.yaml --data-root /tmp/cc
   countclip build --config configs/laion400m.yaml --set download.processes_count=16
   countclip train --config configs/tiny-cpu.yaml --set train.steps=200 --set train.lr=1e-4
+  countclip train --config configs/laion400m.yaml --gpus 8
+  countclip evaluate --config configs/tiny-cpu.yaml      # what `countclip train` made
   countclip evaluate --config configs/tiny-cpu.yaml --checkpoint data/train/<fp>/best.pt
   countclip demo --config configs/demo.yaml
 
@@ -120,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="countclip",
         help="name of this model in artifacts (default: %(default)s)",
     )
+    train.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="train on N GPUs of this node: the train stage runs the loop under torchrun "
+        "(DDP), one process per GPU (sets train.processes)",
+    )
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -130,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="checkpoint to evaluate (default: the promoted model, else the "
-        "base model of the config)",
+        help="checkpoint to evaluate (default: the one `countclip train` made with this "
+        "config, else the promoted model, else the config's base model)",
     )
     evaluate.add_argument("--label", help="name of the model in the report/artifacts")
 
@@ -145,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> PipelineConfig:
-    return load_config(args.config, parse_set(args.overrides))
+    overrides = parse_set(args.overrides)
+    if getattr(args, "gpus", None):
+        overrides.setdefault("train", {})["processes"] = args.gpus
+    return load_config(args.config, overrides)
 
 
 def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
@@ -183,27 +196,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     from countclip_flows.interrupts import stop_on_signals
 
     with stop_on_signals() as stop:
+        log: Path | None = None
         try:
             cfg = _config(args)  # a bad config fails before any server starts
             from countclip.offline import apply_offline_env
-            from countclip_flows.prefect_server import prefect_api
+            from countclip.preflight import PreflightError, preflight
 
             apply_offline_env(online=not cfg.synthetic)  # before the server: no telemetry
+            try:
+                preflight(cfg, args.command)  # a missing resource fails now, not in hours
+            except PreflightError as exc:
+                raise ConfigError(str(exc)) from None
+            from countclip_flows.console import log_path, tracebacks_to
+            from countclip_flows.prefect_server import prefect_api
 
-            with prefect_api():
+            log = log_path(cfg.data_root, args.command)
+            with tracebacks_to(log), prefect_api():
                 result = run(args, cfg)
         except ConfigError as exc:
             print(f"countclip: {exc}", file=sys.stderr)
             return 2
-        except BaseException:  # Interrupted, Prefect's TerminationSignal, DownloadStopped
-            if stop.signum is None:
+        except BaseException as exc:  # Interrupted, Prefect's TerminationSignal, DownloadStopped
+            if stop.signum is not None:
+                print(
+                    f"countclip: stopped by {signal.Signals(stop.signum).name}; finished stages "
+                    "and shards are kept: rerun the same command to resume",
+                    file=sys.stderr,
+                )
+                return 128 + stop.signum
+            if not isinstance(exc, Exception):
                 raise
-            print(
-                f"countclip: stopped by {signal.Signals(stop.signum).name}; finished stages "
-                "and shards are kept: rerun the same command to resume",
-                file=sys.stderr,
-            )
-            return 128 + stop.signum
+            from countclip_flows.console import failure_line, log_path, write_traceback
+
+            log = log or log_path(getattr(args, "data_root", None) or ".", args.command)
+            write_traceback(exc, log)
+            print(failure_line(args.command, exc, log), file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0

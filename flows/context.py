@@ -12,15 +12,33 @@ from typing import Literal
 
 from countclip.config import PipelineConfig
 from countclip.pipeline import Select
+from countclip.preflight import preflight
 from countclip.stages.base import LOCK_TIMEOUT_ENV
+from countclip.yamlconfig import deep_merge, load_config
 from countclip_flows.interrupts import stop_on_signals
 
 Runner = Literal["default", "dask"]
 """``dask`` maps metadata and captions over the source's parquet parts on a local Dask cluster."""
 
 
-def resolve_config(cfg: PipelineConfig | dict | None, data_root: str | None) -> PipelineConfig:
-    """Validate ``cfg`` and make its data root absolute (workers run in temp directories)."""
+def resolve_config(
+    cfg: PipelineConfig | dict | None,
+    data_root: str | None,
+    config_path: str | None = None,
+    overrides: dict | None = None,
+) -> PipelineConfig:
+    """The run's config, validated, with an absolute data root (workers run in temp
+    directories).
+
+    ``config_path`` (a YAML of configs/, read when the run starts: what deployments pass, so an
+    edited config file reaches the next run) wins over ``cfg`` (the UI's form); ``overrides``
+    are deep-merged over it, like the CLI's ``--set``.
+    """
+    if config_path:
+        cfg = load_config(config_path, overrides)
+    elif overrides:
+        base = cfg if isinstance(cfg, dict) else (cfg or PipelineConfig()).model_dump(mode="json")
+        cfg = PipelineConfig.model_validate(deep_merge(base, overrides))
     if cfg is None:
         cfg = PipelineConfig()
     elif not isinstance(cfg, PipelineConfig):
@@ -31,6 +49,20 @@ def resolve_config(cfg: PipelineConfig | dict | None, data_root: str | None) -> 
         cfg.data_root = data_root  # validated: a local directory
     cfg.data_root = str(Path(cfg.data_root).expanduser().resolve())
     apply_lock_timeout(cfg.lock_timeout)
+    return cfg
+
+
+def prepare(
+    command: str,
+    cfg: PipelineConfig | dict | None,
+    data_root: str | None,
+    config_path: str | None = None,
+    overrides: dict | None = None,
+) -> PipelineConfig:
+    """:func:`resolve_config`, then the preflight of ``command``: a run that would fail on a
+    missing resource fails here, in seconds, naming the setting."""
+    cfg = resolve_config(cfg, data_root, config_path, overrides)
+    preflight(cfg, command)
     return cfg
 
 

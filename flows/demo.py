@@ -13,7 +13,7 @@ from prefect import flow
 
 from countclip import pipeline
 from countclip.config import PipelineConfig
-from countclip_flows.context import resolve_config, stoppable
+from countclip_flows.context import prepare, stoppable
 from countclip_flows.runner import PrefectRunner
 
 
@@ -21,9 +21,11 @@ from countclip_flows.runner import PrefectRunner
 def demo(
     cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 (the UI form shows the defaults)
     data_root: str | None = None,
+    config_path: str | None = None,
+    overrides: dict | None = None,
 ) -> dict:
     """Baseline vs control vs CountCLIP on synthetic CountBench; returns the report paths."""
-    cfg = resolve_config(cfg, data_root)
+    cfg = prepare("demo", cfg, data_root, config_path, overrides)
     with stoppable():
         report = pipeline.demo(cfg, PrefectRunner(cfg.data_root))
     print(f"report: {report.get('markdown')}\n{report.get('table', '')}")

@@ -96,6 +96,10 @@ class OrphanFreeServer(SubprocessASGIServer):
                 **get_current_settings().to_environment_variables(exclude_unset=True),
             },
             preexec_fn=die_with_parent(signal.SIGKILL),
+            # Its own session: a SIGTERM to the run's process group (timeout, SLURM and
+            # Kubernetes send one) must reach the run, which stops its work and reports it,
+            # not the server the run reports to; the kernel still kills the server with us.
+            start_new_session=True,
         )
 
 

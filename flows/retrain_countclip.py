@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 
 from countclip import pipeline
 from countclip.config import PipelineConfig
-from countclip_flows.context import Runner, resolve_config, select_for, stoppable
+from countclip_flows.context import Runner, prepare, select_for, stoppable
 from countclip_flows.runner import PrefectRunner
 
 
@@ -19,11 +19,13 @@ from countclip_flows.runner import PrefectRunner
 def retrain_countclip(
     cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 (the UI form shows the defaults)
     data_root: str | None = None,
+    config_path: str | None = None,
+    overrides: dict | None = None,
     runner: Runner = "default",
 ) -> dict:
     """Retrain, and promote the new model only if it counts better than the promoted one on
     the frozen promotion set."""
-    cfg = resolve_config(cfg, data_root)
+    cfg = prepare("retrain", cfg, data_root, config_path, overrides)
     with stoppable():
         decision = pipeline.retrain(
             cfg, PrefectRunner(cfg.data_root), flow_run.get_name(), select_for(runner)

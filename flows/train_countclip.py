@@ -6,7 +6,7 @@ from prefect import flow
 
 from countclip import pipeline
 from countclip.config import PipelineConfig
-from countclip_flows.context import Runner, resolve_config, select_for, stoppable
+from countclip_flows.context import Runner, prepare, select_for, stoppable
 from countclip_flows.runner import PrefectRunner
 
 
@@ -14,6 +14,8 @@ from countclip_flows.runner import PrefectRunner
 def train_countclip(
     cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 (the UI form shows the defaults)
     data_root: str | None = None,
+    config_path: str | None = None,
+    overrides: dict | None = None,
     label: str = "countclip",
     runner: Runner = "default",
 ) -> dict:
@@ -21,7 +23,7 @@ def train_countclip(
 
     ``cfg.train.count_loss = "none"`` (or ``lambda_scale = 0``) trains the L_CLIP-only control.
     """
-    cfg = resolve_config(cfg, data_root)
+    cfg = prepare("train", cfg, data_root, config_path, overrides)
     with stoppable():
         manifest = pipeline.train(cfg, PrefectRunner(cfg.data_root), label, select_for(runner))
     print(

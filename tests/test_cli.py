@@ -109,3 +109,28 @@ def test_shipped_bench_config_extends_the_demo() -> None:
     assert bench.world.rows > demo.world.rows
     assert bench.train.model == demo.train.model
     assert bench.train.count_loss == demo.train.count_loss
+
+
+@pytest.mark.slow
+def test_a_stage_error_is_one_line_naming_the_stage_with_the_traceback_in_a_log(
+    tmp_path: Path,
+) -> None:
+    """A corrupt source parquet: exit 1, a short console (Prefect's progress lines and one line
+    naming the stage, its settings, the cause and the log file), the traceback in the log."""
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        f"synthetic: false\ndata_root: {tmp_path / 'data'}\n"
+        f"metadata: {{source: {tmp_path / 'bad.parquet'}}}\nverify: {{counter: none}}\n"
+    )
+    exe = Path(sys.executable).with_name("countclip")
+    proc = subprocess.run(
+        [str(exe), "build", "--config", str(config)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 15, proc.stderr
+    last = proc.stderr.strip().splitlines()
+    assert "countclip build: stage metadata failed (settings: metadata.*): MetadataError" in last[-2]
+    assert "bad.parquet" in last[-2]
+    log = Path(last[-1].split("full traceback: ")[1])
+    assert log.parent == tmp_path / "data" / "logs" and "Traceback" in log.read_text()

@@ -398,3 +398,48 @@ def test_model_ref_from_train_manifest() -> None:
         "label": "ours",
         "fingerprint": "abc",
     }
+
+
+@SLOW
+def test_an_evaluation_of_too_few_images_is_an_error_and_never_cached(tmp_path: Path) -> None:
+    """Every CountBench URL dead: the stage raises naming evaluate.min_images and writes no
+    manifest, so the rerun after the links are back downloads them instead of a cache hit."""
+    from countclip.config import DownloadConfig, EvalConfig, WorldConfig
+    from countclip.evaluation.countbench import TooFewImages
+    from countclip.stages.base import read_manifest
+    from countclip.stages.countbench import plan_countbench_stage, run_countbench_stage
+    from countclip.synthetic import ImageServer, write_countbench
+
+    world = WorldConfig(countbench_per_count=2, misbehave_fraction=0.0)
+    dl = DownloadConfig(processes_count=1, thread_count=8, timeout=30, retry_failed_passes=0)
+    with ImageServer(world) as srv:
+        path = write_countbench(tmp_path / "CountBench.json", world, srv.base_url)
+        good = json.loads(path.read_text())
+        path.write_text(
+            json.dumps([{**r, "image_url": r["image_url"] + "&fail=404"} for r in good])
+        )
+        dead = EvalConfig(countbench=str(path))
+        with pytest.raises(TooFewImages, match=r"evaluate.min_images: 0 of 18"):
+            run_countbench_stage(dead, dl, str(tmp_path / "data"))
+        assert (
+            read_manifest(plan_countbench_stage(dead, dl, str(tmp_path / "data")).directory) is None
+        )
+        path.write_text(json.dumps(good))  # the links are back
+        manifest = run_countbench_stage(
+            EvalConfig(countbench=str(path)), dl, str(tmp_path / "data")
+        )
+    assert manifest["stats"]["evaluated_main"] == 18
+
+
+@SLOW
+def test_evaluation_below_the_minimum_share_is_an_error(countbench_manifest, tmp_path) -> None:
+    from countclip.evaluation.countbench import TooFewImages
+    from countclip.stages.evaluate import plan_evaluation_stage, run_evaluation_stage
+    from countclip.training.model import TINY_MODEL
+
+    manifest, cfg, _ = countbench_manifest  # 26 of 28 main rows evaluated
+    strict = cfg.model_copy(update={"min_images": 1.0, "zero_shot": False})
+    ref = {"name": TINY_MODEL, "checkpoint": None, "pretrained": None, "label": "base"}
+    with pytest.raises(TooFewImages, match="26 of 28"):
+        run_evaluation_stage(ref, manifest, strict, str(tmp_path))
+    assert plan_evaluation_stage(ref, manifest, strict, str(tmp_path)).completed() is None

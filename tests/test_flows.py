@@ -84,7 +84,7 @@ def test_bad_input_fails_at_once_without_retries(prefect_harness, tmp_path) -> N
     from countclip_tasks.metadata import metadata_for, remote_metadata_task
 
     missing = tmp_path / "nope" / "*.parquet"
-    cfg = PipelineConfig(data_root=str(tmp_path), synthetic=False)
+    cfg = PipelineConfig(data_root=str(tmp_path), synthetic=False, verify={"counter": "none"})
     cfg.metadata.source = str(missing)
     assert metadata_for(cfg.metadata).retries == 0
 
@@ -137,18 +137,32 @@ def test_prefect_yaml_deployments() -> None:
         "demo/synthetic",
     } <= set(deployments)
     for name, d in deployments.items():
-        PipelineConfig.model_validate(d.parameters["cfg"])  # every config validates
+        # a config file read at run time, never an inline copy that drifts from configs/
+        assert "cfg" not in d.parameters, name
+        path = REPO / d.parameters["config_path"]
+        assert path.is_file() and path.parent == REPO / "configs", name
+        load_config(path, d.parameters.get("overrides"))  # every config validates
         assert d.work_pool.name in {"cpu", "gpu"}, name
     assert deployments["train-countclip/laion400m"].work_pool.name == "gpu"
+    gpu = deployments["train-countclip/laion400m"].parameters
+    assert load_config(REPO / gpu["config_path"], gpu["overrides"]).train.processes == 8
     weekly = next(d for d in raw["deployments"] if d["name"] == "weekly")["schedules"]
     assert len(weekly) == 1 and weekly[0]["active"] is False
     assert weekly[0]["cron"].split()[-1] in {"0", "1", "MON", "mon"}  # weekly
-    # the deployment repeats configs/*.yaml: they must not drift apart
-    synthetic = deployments["build-count-dataset/synthetic"].parameters["cfg"]
-    assert synthetic == yaml.safe_load((REPO / "configs" / "synthetic-small.yaml").read_text())
-    laion = deployments["build-count-dataset/laion400m"].parameters["cfg"]
-    assert laion == yaml.safe_load((REPO / "configs" / "laion400m.yaml").read_text())
     assert load_config(REPO / "configs" / "laion400m.yaml").train.model.pretrained == "openai"
+
+
+def test_a_deployment_reads_its_config_file_when_the_run_starts(tmp_path: Path) -> None:
+    """Editing configs/*.yaml reaches the deployment's next run: the flow loads the file."""
+    from countclip_flows.context import resolve_config
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: " + str(REPO / "configs" / "synthetic-small.yaml") + "\n")
+    before = resolve_config(None, None, str(path), {"train": {"steps": 3}})
+    path.write_text(path.read_text() + "lambdas: {scheme: norm}\n")
+    after = resolve_config(None, None, str(path), {"train": {"steps": 3}})
+    assert (before.lambdas.scheme, after.lambdas.scheme) == ("log", "norm")
+    assert before.train.steps == after.train.steps == 3
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import open_clip
 import pytest
 import torch
@@ -15,7 +17,11 @@ from countclip.training.model import (
     create_model,
     load_model,
     save_checkpoint_for_open_clip,
+    uses_quick_gelu,
 )
+from countclip.yamlconfig import load_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
 
@@ -108,3 +114,39 @@ def test_trimmed_text_encoding_matches_open_clip(tiny):
     _, text_f, scale = TrainForward(model)(torch.zeros(1, 3, 64, 64), texts)
     assert torch.allclose(text_f, full, atol=1e-5) and scale == model.logit_scale.exp()
     assert unwrap_model(TrainForward(model)) is model
+
+
+OPENAI_MODELS = sorted({name for name, tag in open_clip.list_pretrained() if tag == "openai"})
+
+
+@pytest.mark.parametrize("name", OPENAI_MODELS)
+def test_openai_weights_always_get_quickgelu(name: str) -> None:
+    """OpenAI's CLIP was trained with QuickGELU; open_clip builds e.g. ViT-B-32 with GELU and
+    only warns when 'openai' weights are loaded into it. Every OpenAI tag resolves to QuickGELU,
+    and so does a checkpoint fine-tuned from one (evaluation keeps the origin tag)."""
+    from countclip.evaluation.countbench_scores import quick_gelu_of
+
+    assert uses_quick_gelu(ModelConfig(name=name, pretrained="openai"))
+    ref = {"name": name, "checkpoint": "runs/x/best.pt", "pretrained": "openai"}
+    assert quick_gelu_of(ref)
+
+
+def test_quickgelu_follows_the_tag_and_an_explicit_setting() -> None:
+    assert not uses_quick_gelu(ModelConfig(name="ViT-B-32", pretrained="laion2b_s34b_b79k"))
+    assert not uses_quick_gelu(ModelConfig(name="ViT-B-32", pretrained=None))
+    assert uses_quick_gelu(ModelConfig(name="ViT-B-32", pretrained=None, quick_gelu=True))
+    assert not uses_quick_gelu(ModelConfig(name="ViT-B-32", pretrained="openai", quick_gelu=False))
+
+
+def test_the_real_config_builds_quickgelu_activations(tmp_path: Path) -> None:
+    """configs/laion400m.yaml's model, built without downloading anything: random weights saved
+    locally stand in for OpenAI's, with the activation the config resolves to."""
+    cfg = load_config(REPO / "configs" / "laion400m.yaml").train.model
+    assert uses_quick_gelu(cfg)
+    random_init = open_clip.create_model(cfg.name, pretrained=None, force_quick_gelu=True)
+    weights = tmp_path / "openai-stand-in.pt"
+    torch.save(random_init.state_dict(), weights)
+    local = cfg.model_copy(update={"pretrained": str(weights), "quick_gelu": uses_quick_gelu(cfg)})
+    model = create_model(local)[0]
+    activations = {type(m).__name__ for m in model.modules() if "GELU" in type(m).__name__}
+    assert activations == {"QuickGELU"}

@@ -256,14 +256,21 @@ def _samples_in(tars: list[str]) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("to", ["process", "group"])
 def test_sigterm_ends_a_build_within_seconds_and_a_rerun_gets_every_sample_once(
-    tmp_path: Path,
+    tmp_path: Path, to: str
 ) -> None:
+    """SIGTERM to the process, or to its whole process group (what ``timeout``, SLURM and
+    Kubernetes send): either way the run ends within seconds with 143, says why, leaves no
+    process behind, and a rerun completes it."""
     data, log = tmp_path / "data", tmp_path / "first.log"
     cli = _start_build(data, log)
     _wait_for_a_finished_shard(cli, data, log)
     known = _descendants(cli.pid)
-    os.kill(cli.pid, signal.SIGTERM)
+    if to == "group":
+        os.killpg(cli.pid, signal.SIGTERM)  # the CLI leads its own session and group
+    else:
+        os.kill(cli.pid, signal.SIGTERM)
     sent = time.monotonic()
     try:
         code = cli.wait(timeout=60)
@@ -275,6 +282,7 @@ def test_sigterm_ends_a_build_within_seconds_and_a_rerun_gets_every_sample_once(
     assert code == 128 + signal.SIGTERM, output[-3000:]
     assert seconds < GRACE_SECONDS, f"{seconds:.1f} s to end after SIGTERM"
     assert "stopped by SIGTERM" in output and "exiting now" not in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
     assert _survivors(cli.pid, known, grace=3) == []
 
     rerun = subprocess.run(

@@ -128,7 +128,7 @@ def test_code_version_follows_code_not_prose(tmp_path: Path) -> None:
     assert "countclip.data.lambdas" in here and "sql/class_frequencies.sql" in here
     assert "countclip.config" not in here  # its values are hashed, not its source
     reworded = _edited_copy(
-        tmp_path / "a", '"""Stage 4: class frequencies', '"""Stage 4 (reworded): class frequencies'
+        tmp_path / "a", '"""Class frequencies', '"""Class frequencies (reworded)'
     )
     assert reworded == here
     changed = _edited_copy(tmp_path / "b", "    return {c: float(lam.get(c, missing))",

@@ -275,3 +275,22 @@ def test_two_runs_sharing_a_process_end_as_if_alone(shards, tmp_path):
         shared = shared.result()
     a, b = _state(alone["last"]), _state(shared["last"])
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_train_stage_launches_torchrun_for_several_processes(shards, tmp_path):
+    """``train.processes: 2`` (what ``countclip train --gpus 2`` sets): the train stage runs the
+    loop as two DDP ranks (gloo here, NCCL on GPUs) and records the job it launched."""
+    from countclip.stages.train import run_training
+
+    counting, common = shards
+    cfg = _cfg(steps=3, eval_every=3, checkpoint_every=3).model_copy(update={"processes": 2})
+
+    def manifest(name: str, tars: list[str]) -> dict:
+        return {"fingerprint": name, "run_id": name, "outputs": {"shards": tars}}
+
+    done = run_training(manifest("c", counting), manifest("m", common), None, cfg, str(tmp_path))
+    assert done["stats"]["world_size"] == 2 and done["stats"]["steps"] == 3
+    sums = done["stats"]["rank_param_sums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+    assert (Path(done["directory"]) / "launch.json").is_file()
+    open_clip.create_model_and_transforms(TINY_MODEL, pretrained=done["outputs"]["checkpoint"])

@@ -45,6 +45,23 @@ ROW_COLUMNS = (
 """Columns of ``rows.parquet``; all but URL/TEXT travel with each image into its shard JSON."""
 
 
+class TooFewImages(ValueError):
+    """Fewer CountBench images could be evaluated than ``evaluate.min_images`` asks: an error,
+    never a result (an accuracy over a handful of images, or over none, is not CountBench's)."""
+
+
+def check_coverage(evaluated: int, rows: int, minimum: float, dead_by_error: dict) -> None:
+    """Raise :class:`TooFewImages` unless ``evaluated >= minimum * rows``."""
+    if rows and evaluated >= minimum * rows:
+        return
+    why = ", ".join(f"{n} {cls}" for cls, n in dead_by_error.items()) or "none fetched"
+    raise TooFewImages(
+        f"evaluate.min_images: {evaluated} of {rows} CountBench images could be evaluated "
+        f"(needs {minimum:.0%}; dead links: {why}); rerun when the images are reachable, add a "
+        "supplement (evaluate.supplement), or lower evaluate.min_images"
+    )
+
+
 class CountBenchFormatError(ValueError):
     """A CountBench file that is not a JSON list of valid rows; the message names file/row/field."""
 
@@ -215,6 +232,7 @@ def fetch_countbench(
     if unlocated.num_rows:
         message += f"; {unlocated.num_rows} rows without their number word"
     report(0.99, message)
+    check_coverage(evaluated_main, rows_main, cfg.min_images, dict(by_error.most_common()))
     outputs = {"rows": rows_path, "shards": shards, "dead_urls": dead_path}
     return outputs, {
         "countbench": cfg.countbench,

@@ -28,10 +28,11 @@ import pyarrow.parquet as pq
 import torch
 
 from countclip.atomic import atomic_path, atomic_write_json
-from countclip.config import EvalConfig
+from countclip.config import EvalConfig, ModelConfig
 from countclip.counts import COUNTS
 from countclip.data.download.passes import shard_paths
 from countclip.devices import resolve_device
+from countclip.evaluation.countbench import check_coverage
 from countclip.evaluation.scoring import (
     count_captions,
     metrics_from_similarities,
@@ -265,11 +266,27 @@ def model_ref_from_train_manifest(manifest: Mapping[str, Any], label: str = "cou
     }
 
 
+def quick_gelu_of(model_ref: Mapping[str, Any]) -> bool:
+    """The activation the model was trained with: as ``model_ref["quick_gelu"]`` says, else as
+    its ``pretrained`` tag was trained (a fine-tuned checkpoint keeps its origin tag there)."""
+    from countclip.training.model import uses_quick_gelu
+
+    return uses_quick_gelu(
+        ModelConfig(
+            name=model_ref["name"],
+            pretrained=model_ref.get("pretrained"),
+            quick_gelu=model_ref.get("quick_gelu"),
+        )
+    )
+
+
 def model_identity(model_ref: Mapping[str, Any]) -> dict:
-    """What the stage fingerprint needs to know about a model: name, weights content, label."""
+    """What the stage fingerprint needs to know about a model: name, activation, weights
+    content, label."""
     checkpoint = model_ref.get("checkpoint")
     return {
         "name": model_ref["name"],
+        "quick_gelu": quick_gelu_of(model_ref),
         "weights": file_fingerprint(checkpoint) if checkpoint else model_ref.get("pretrained"),
         "label": model_ref.get("label", ""),
         "seed": model_ref.get("seed"),
@@ -296,7 +313,10 @@ def evaluate_model(
     device = resolve_device(cfg.device)
     with seeded_global_rng(int(model_ref.get("seed") or 0)):
         model, preprocess, tokenizer = load_model(
-            model_ref["name"], checkpoint or model_ref.get("pretrained"), device
+            model_ref["name"],
+            checkpoint or model_ref.get("pretrained"),
+            device,
+            quick_gelu=quick_gelu_of(model_ref),
         )
     countbench = evaluate_countbench(
         model,
@@ -309,6 +329,8 @@ def evaluate_model(
         label=label,
         progress=sub_progress(progress, 0.0, 0.85),
     )
+    dead = (countbench_manifest.get("stats") or {}).get("dead_by_error") or {}
+    check_coverage(countbench["evaluated_main"], countbench["rows_main"], cfg.min_images, dead)
     zero_shot = None
     if cfg.zero_shot and cfg.zero_shot_datasets:
         report(0.85, f"zero-shot check: {', '.join(cfg.zero_shot_datasets)}")

@@ -51,6 +51,7 @@ from countclip.progress import Progress, report_to, sub_progress
 log = logging.getLogger(__name__)
 __all__ = [
     "MANIFEST_NAME",
+    "STAGE_ATTRIBUTE",
     "Progress",
     "Stage",
     "StageBusy",
@@ -67,6 +68,8 @@ __all__ = [
 LAYOUT_VERSION = "2"
 """Bump when the stage directory layout or manifest format changes: every fingerprint moves."""
 MANIFEST_NAME = "manifest.json"
+STAGE_ATTRIBUTE = "countclip_stage"
+"""Set on an exception raised while a stage built: which stage failed (the CLI says so)."""
 LOCK_TIMEOUT_ENV = "COUNTCLIP_LOCK_TIMEOUT"
 LOCKS_DIRNAME = ".locks"
 MANIFEST_KEYS: tuple[str, ...] = (
@@ -197,16 +200,21 @@ class StagePlan:
         done = self.completed()
         if done is not None:
             return done
-        with self._locked():
-            done = self.completed()  # another run may have finished it while we waited
-            if done is not None:
-                return done
-            try:
-                return self._build(build, progress)
-            except OSError as exc:
-                if is_disk_full(exc) and not isinstance(exc, DiskFullError):
-                    raise disk_full(self.directory, exc) from exc
-                raise
+        try:
+            with self._locked():
+                done = self.completed()  # another run may have finished it while we waited
+                if done is not None:
+                    return done
+                try:
+                    return self._build(build, progress)
+                except OSError as exc:
+                    if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                        raise disk_full(self.directory, exc) from exc
+                    raise
+        except Exception as exc:
+            if getattr(exc, STAGE_ATTRIBUTE, None) is None:
+                setattr(exc, STAGE_ATTRIBUTE, self.stage.name)  # for the one-line report
+            raise
 
     def _build(self, build: Callable[[Path], StageOutput], progress: Progress | None) -> dict:
         final = self.directory

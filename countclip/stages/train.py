@@ -12,7 +12,7 @@ from pathlib import Path
 
 from countclip.config import TrainConfig
 from countclip.stages.base import Progress, Stage, StageOutput, StagePlan
-from countclip.training.loop import train
+from countclip.training.launch import launch_training
 from countclip.training.sources import lambdas_of, shards_of
 
 TRAIN = Stage("train", __name__, resumable=True)
@@ -48,7 +48,7 @@ def run_training(
     """
 
     def build(work: Path) -> StageOutput:
-        result = train(
+        result = launch_training(
             cfg,
             shards_of(counting_manifest),
             shards_of(common_manifest),

@@ -31,7 +31,7 @@ def _weights_identity(cfg: VerifyConfig) -> dict[str, Any] | None:
 
 _SETTINGS = {
     "none": ("counter",),
-    "classical": ("counter", "min_object_fraction"),
+    "classical": ("counter", "min_object_fraction", "classical_on_photos"),
     "torchvision": ("counter", "detector", "score_threshold", "weights"),
 }
 """The settings each counter's decisions depend on: changing the detector's settings does not

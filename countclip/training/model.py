@@ -87,12 +87,29 @@ def _check_pretrained(pretrained: str | None) -> str | None:
     would otherwise try to treat it as a hub tag and fail obscurely)."""
     if pretrained is None or pretrained == "":
         return None
-    looks_like_path = os.sep in pretrained or pretrained.endswith(
-        (".pt", ".pth", ".bin", ".safetensors")
-    )
-    if looks_like_path and not Path(pretrained).is_file():
+    if looks_like_path(pretrained) and not Path(pretrained).is_file():
         raise FileNotFoundError(f"model.pretrained: checkpoint file not found: {pretrained}")
     return pretrained
+
+
+def looks_like_path(pretrained: str) -> bool:
+    return os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
+
+
+def uses_quick_gelu(cfg: ModelConfig) -> bool:
+    """Whether ``cfg``'s model must be built with QuickGELU: as set, else as its pretrained tag
+    was trained. OpenAI's CLIP weights were trained with QuickGELU, and open_clip builds
+    ``ViT-B-32`` with GELU and only warns when ``pretrained="openai"`` is loaded into it, which
+    silently changes every activation of the model. A checkpoint path says nothing about its
+    activation: fine-tuned OpenAI weights keep ``quick_gelu`` in the config that made them."""
+    if cfg.quick_gelu is not None:
+        return cfg.quick_gelu
+    if cfg.name.endswith("-quickgelu"):
+        return True
+    tag = cfg.pretrained
+    if not tag or looks_like_path(tag):
+        return False
+    return bool(open_clip.get_pretrained_cfg(cfg.name, tag).get("quick_gelu"))
 
 
 def create_model(
@@ -107,7 +124,10 @@ def create_model(
     """
     pretrained = _check_pretrained(cfg.pretrained)
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        cfg.name, pretrained=pretrained, device=torch.device(device)
+        cfg.name,
+        pretrained=pretrained,
+        device=torch.device(device),
+        force_quick_gelu=uses_quick_gelu(cfg),
     )
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups)
@@ -118,15 +138,18 @@ def create_model(
 
 
 def load_model(
-    name: str, checkpoint: str | None, device: str | torch.device = "cpu"
+    name: str,
+    checkpoint: str | None,
+    device: str | torch.device = "cpu",
+    quick_gelu: bool | None = None,
 ) -> tuple[nn.Module, Any, Any]:
     """``(model in eval mode, preprocess_val, tokenizer)`` for evaluation.
 
-    ``checkpoint`` is a path (a training output) or an open_clip tag such as ``"openai"``.
+    ``checkpoint`` is a path (a training output) or an open_clip tag such as ``"openai"``;
+    ``quick_gelu`` as the model was trained (None: as the tag says, see :func:`uses_quick_gelu`).
     """
-    model, _, preprocess_val, tokenizer = create_model(
-        ModelConfig(name=name, pretrained=checkpoint), device=device
-    )
+    cfg = ModelConfig(name=name, pretrained=checkpoint, quick_gelu=quick_gelu)
+    model, _, preprocess_val, tokenizer = create_model(cfg, device=device)
     model.eval()
     return model, preprocess_val, tokenizer
 
