@@ -3,6 +3,7 @@ prefect.yaml deployments and parameter forms (promotion: tests/test_promotion.py
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,25 @@ def test_retrain_promotes_only_a_better_model_on_the_frozen_set(prefect_harness,
     assert second["promotion_set_sha256"] == first["promotion_set_sha256"]
     assert second["promotion_score"] == pytest.approx(first["promotion_score"])
     assert second["previous_promotion_score"] == pytest.approx(first["promotion_score"])
+
+
+@pytest.mark.slow
+def test_evaluate_after_train_scores_the_trained_checkpoint(prefect_harness, tmp_path) -> None:
+    """`countclip train` then `countclip evaluate` with the same config: the evaluation is of
+    the checkpoint the training made (not the base model), and it says so."""
+    from countclip_flows.evaluate_countbench import evaluate_countbench
+    from countclip_flows.train_countclip import train_countclip
+
+    overrides = {
+        "data_root": str(tmp_path),
+        "world": {"rows": 400, "parts": 1, "counting_fraction": 0.3, "misbehave_fraction": 0},
+        "download": {"retry_failed_passes": 0},
+        "train": {"steps": 2, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2},
+        "evaluate": {"batch_size": 32, "zero_shot": False},
+    }
+    path = str(REPO / "configs" / "synthetic-small.yaml")
+    trained = train_countclip(config_path=path, overrides=overrides)
+    result = evaluate_countbench(config_path=path, overrides=overrides)
+    assert result["stats"]["label"] == "trained"
+    results = json.loads(Path(result["outputs"]["results"]).read_text())
+    assert results["model"]["checkpoint"] == trained["outputs"]["checkpoint"]
