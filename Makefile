@@ -37,8 +37,11 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
 
+# Every speed benchmark, then one table of every ratio and its goal (benchmarks/ratios.py);
+# BENCH_ARGS=--smoke runs each at tiny sizes in seconds (what tests/test_benchmarks.py runs).
+BENCH_ARGS ?=
 bench: setup
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) benchmarks/ratios.py $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

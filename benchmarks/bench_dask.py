@@ -4,6 +4,7 @@ worker processes, in the same run, and the speed-up between them.
 
     .venv/bin/python benchmarks/bench_dask.py [--parts 8] [--rows 100000] [--repeats 1]
     .venv/bin/python benchmarks/bench_dask.py --record     # also store in results/scale.json
+    .venv/bin/python benchmarks/bench_dask.py --smoke      # 2 parts x 2,000 rows, once
 
 Each run starts its own cluster (one thread per worker, DuckDB one thread per part) and warms
 its workers (imports, the spaCy pipeline: "start"), then maps the parts, gathers the manifests
@@ -24,25 +25,23 @@ merge), which the same projection uses in docs/scale.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
+import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from ratios import ratio
+from scale_record import record, snapshot
 
-from scale_record import record, snapshot  # noqa: E402
-
-from countclip.config import CaptionConfig, MetadataConfig, WorldConfig  # noqa: E402
-from countclip.data.captions.parser import CaptionParser  # noqa: E402
-from countclip.stages.captions import merge_caption_parts, run_caption_stage  # noqa: E402
+from countclip.config import CaptionConfig, MetadataConfig, WorldConfig
+from countclip.data.captions.parser import CaptionParser
+from countclip.stages.captions import merge_caption_parts, run_caption_stage
 from countclip.stages.metadata import run_metadata_stage
-from countclip.synthetic.laion_metadata import generate_metadata  # noqa: E402
+from countclip.synthetic.laion_metadata import generate_metadata
 
 
 def one_part(path: str, root: str) -> dict:
@@ -108,9 +107,16 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000, help="rows per part")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--record", action="store_true", help="store in benchmarks/results/")
+    ap.add_argument("--smoke", action="store_true", help="2 parts x 2,000 rows, once")
     args = ap.parse_args()
+    if args.smoke:
+        if args.record:
+            ap.error("--smoke records nothing: drop --record")
+        args.parts, args.rows, args.repeats = 2, 2_000, 1
     before = snapshot()
     work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
+    if args.smoke:
+        atexit.register(shutil.rmtree, work, True)
     world = WorldConfig(rows=args.rows * args.parts, parts=args.parts, seed=11)
     parts = [str(p) for p in generate_metadata(work / "parts", world, "http://127.0.0.1:9/")]
     runs: dict[int, list[dict]] = {1: [], 2: []}
@@ -141,6 +147,8 @@ def main() -> None:
         f"{w1 / w2 / 2:.0%}); whole run incl. cluster start {t1:.1f} s vs {t2:.1f} s -> "
         f"{t1 / t2:.2f}x"
     )
+    ratio("work_speedup_2_over_1_workers", w1 / w2)
+    ratio("wall_speedup_2_over_1_workers", t1 / t2)
     part_cpu = statistics.median(c for r in runs[1] for c in r["part_cpu_s"])
     serial_cpu = med(1, "serial_cpu_s")
     cpu_1 = serial_cpu + project(0.0, part_cpu, 32, 1)

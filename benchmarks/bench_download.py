@@ -1,6 +1,6 @@
 """Download stage vs raw img2dataset: same URL list from the loopback server, same settings.
 
-    .venv/bin/python benchmarks/bench_download.py [--n 1000] [--repeats 1] [--record]
+    .venv/bin/python benchmarks/bench_download.py [--n 1000] [--repeats 1] [--record | --smoke]
 
 Runs, on the same parquet and with the arguments the stage passes, in turn:
 
@@ -27,17 +27,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import download_workload
 import pyarrow.parquet as pq
+from ratios import ratio
+from scale_record import record, snapshot
 
 from countclip.config import WorldConfig
 from countclip.data.download.runner import img2dataset_kwargs
 from countclip.offline import apply_offline_env
 from countclip.stages.download import run_download_stage
 from countclip.synthetic import ImageServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import download_bench
-from scale_record import record, snapshot
 
 
 def _successes(folder: Path) -> int:
@@ -49,18 +48,19 @@ def _successes(folder: Path) -> int:
 
 
 def main() -> None:
-    args = download_bench.parser(__doc__.splitlines()[0], n=1000, repeats=1).parse_args()
+    p = download_workload.parser(__doc__.splitlines()[0], n=1000, repeats=1)
+    args = download_workload.parse_args(p)
     before = snapshot()
     apply_offline_env()
     from img2dataset import download
 
-    cfg = download_bench.download_config(args)
+    cfg = download_workload.download_config(args)
     work = Path(tempfile.mkdtemp(prefix="bench_download_"))
     cli_times, raw_times, stage_times, cli_cpu = [], [], [], []
     try:
         with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
             urllib.request.urlopen(f"{srv.base_url}/img/1.jpg", timeout=30).read()
-            src = download_bench.url_parquet(
+            src = download_workload.url_parquet(
                 work / "counting.parquet", srv.base_url, args.n, with_count=True
             )
             extra = ["SAMPLE_ID", "count"]
@@ -115,6 +115,8 @@ def main() -> None:
     print(f"  download stage:          {args.n / stage:.1f} images/s ({stage:.1f} s)")
     print(f"  ratio stage / CLI-like:   {stage / cli:.3f} (goal <= 1.1)")
     print(f"  ratio stage / in-process: {stage / raw:.3f}")
+    ratio("stage_over_cli", stage / cli, "<=1.1")
+    ratio("stage_over_in_process", stage / raw)
     cpu = statistics.median(cli_cpu) / args.n
     print(f"  CPU per image (img2dataset tree): {cpu * 1000:.1f} ms -> {1 / cpu:.0f} images/s/core")
     if args.record:

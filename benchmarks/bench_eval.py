@@ -12,19 +12,18 @@ times, in the same process and on the same shards:
 Goal (issue 6): text encoding <= 20 % of the evaluation time with the optimisations on.
 
     .venv/bin/python benchmarks/bench_eval.py [--model countclip-tiny|ViT-B-32] [--per-count 60]
+    .venv/bin/python benchmarks/bench_eval.py --smoke    # 2 rows per count, one repeat
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ratios import ratio
 
 
 def main() -> int:
@@ -36,7 +35,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="best of N per variant")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--smoke", action="store_true", help="2 rows per count, one repeat")
     args = parser.parse_args()
+    if args.smoke:
+        args.per_count, args.repeats, args.json = 2, 1, None
 
     from countclip.offline import apply_offline_env
 
@@ -59,7 +61,8 @@ def main() -> int:
             DownloadConfig(timeout=30),
             str(Path(tmp) / "data"),
         )
-        print(f"download: {manifest['message']} in {time.perf_counter() - start:.1f} s")
+        seconds = time.perf_counter() - start
+        print(f"download: {manifest['stats']['message']} in {seconds:.1f} s")
         model, preprocess, tokenizer = load_model(args.model, None, args.device)
 
         variants = {
@@ -109,6 +112,8 @@ def main() -> int:
         f"\nspeed-up default vs naive: {speedup:.2f}x; text share goal (<= 20%): "
         f"{'met' if goal else 'NOT met'}"
     )
+    ratio("text_share_default", figures["default"]["text_share"], "<=0.2")
+    ratio("naive_over_default_seconds", speedup)
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, **figures}, indent=2))
     return 0

@@ -13,6 +13,7 @@ alone, torch's default per-parameter AdamW against the fused one the training lo
 
     .venv/bin/python benchmarks/bench_train.py [--batch 64] [--steps 8] [--threads 2]
     .venv/bin/python benchmarks/bench_train.py --flops ViT-B-32 --record
+    .venv/bin/python benchmarks/bench_train.py --smoke    # batch 16, one step, one thread
 
 ``--flops MODEL`` also counts (torch's FLOP counter, no weights needed) the forward FLOPs of one
 image and of one 77-token text row through MODEL's towers: what docs/scale.md turns into GPU
@@ -25,15 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from open_clip.loss import ClipLoss
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ratios import ratio
 from scale_record import record, snapshot
 
 from countclip.config import ModelConfig
@@ -98,13 +96,20 @@ def main() -> None:
     parser.add_argument("--loader-steps", type=int, default=10)
     parser.add_argument("--flops", metavar="MODEL", help="also count MODEL's forward FLOPs")
     parser.add_argument("--record", action="store_true", help="store in benchmarks/results/")
+    parser.add_argument("--smoke", action="store_true", help="batch 16, one step, one thread")
     args = parser.parse_args()
+    shards = (400, 1600, 500)  # counting samples, common samples, per shard
+    if args.smoke:
+        if args.record:
+            parser.error("--smoke records nothing: drop --record")
+        args.batch, args.steps, args.loader_steps, args.threads = 16, 1, 1, 1
+        shards = (40, 160, 100)
     before = snapshot()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
-        counting, common = write_synthetic_shards(tmp, 400, 1600, per_shard=500)
+        counting, common = write_synthetic_shards(tmp, shards[0], shards[1], per_shard=shards[2])
         samples = load_samples(counting, common, val_fraction=0.1)
         model, preprocess_train, _, tokenizer = create_model(ModelConfig(name=TINY_MODEL))
         optimizer = adamw(model, lr=1e-5, weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6)
@@ -214,6 +219,13 @@ def main() -> None:
         f"AdamW step alone: per-parameter loop {optimizer_s['loop']:.3f} s, fused "
         f"{optimizer_s['fused']:.3f} s ({result['ratio_fused_over_loop_adamw']:.2f}x)"
     )
+    ratio("countclip_over_clip_step", med["countclip"] / med["clip"], "<=1.3")
+    ratio("untrimmed_over_clip_step", med["countclip_untrimmed"] / med["clip"])
+    ratio("countclip_over_clip_trimmed_step", med["countclip"] / med["clip_trimmed"])
+    ratio("fused_over_loop_adamw_step", optimizer_s["fused"] / optimizer_s["loop"])
+    # the loader must not be the bottleneck: its best rate against what the step consumes
+    step_rate = args.batch / med["countclip"]
+    ratio("loader_over_step_samples_per_s", max(loader_rates.values()) / step_rate, ">=1.0")
     if args.flops:
         result["flops"] = tower_flops(args.flops)
         f = result["flops"]

@@ -14,7 +14,8 @@ this process's CPU time (the steadier one on a machine other jobs share). Then t
 decisions are scored against the world's ground truth (precision, recall, kept fraction per
 count and per noise kind).
 
-Run: ``.venv/bin/python benchmarks/bench_verify.py [--rows 40000] [--noise 0.2] [--size 64]``.
+Run: ``.venv/bin/python benchmarks/bench_verify.py [--rows 40000] [--noise 0.2] [--size 64]``;
+``--smoke``: 4,000 rows, at most 200 images (the ratios mean little; every code path runs).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
+from ratios import ratio
 
 from countclip.config import VerifyConfig, WorldConfig
 from countclip.counts import COUNTS
@@ -132,7 +134,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="download.image_size")
     parser.add_argument("--per-shard", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=10_000, help="at most this many images")
+    parser.add_argument("--smoke", action="store_true", help="4,000 rows, at most 200 images")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.limit, args.per_shard = 4_000, 200, 100
     world = WorldConfig(
         rows=args.rows,
         counting_fraction=args.counting_fraction,
@@ -162,6 +167,8 @@ def main() -> None:
     for label, base in (("bare counter", bare), ("counting alone", count_only)):
         print(f"  stage / {label}: wall {stage.wall / base.wall:.2f}x, "
               f"CPU {stage.cpu / base.cpu:.2f}x")  # fmt: skip
+    ratio("stage_over_bare_counter_wall", stage.wall / bare.wall, "<=1.2")
+    ratio("stage_over_bare_counter_cpu", stage.cpu / bare.cpu, "<=1.2")
     keys = ("kept_fraction", "precision", "recall", "noise_before", "counter_accuracy")
     print("quality vs ground truth: " + ", ".join(f"{k} {quality[k]}" for k in keys))
     print("count  samples  kept  kept_fraction  precision  recall")

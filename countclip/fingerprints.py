@@ -49,6 +49,11 @@ NEUTRAL_MODULES: frozenset[str] = frozenset(
 )
 """Never part of a code version (see the module docstring for why)."""
 
+def _neutral(name: str) -> bool:
+    """:data:`NEUTRAL_MODULES` and the config package's own modules."""
+    return name in NEUTRAL_MODULES or name.startswith("countclip.config.")
+
+
 _SQL_NAME = re.compile(r"^[\w.-]+\.sql$")
 
 
@@ -200,7 +205,7 @@ def stage_code(module: str) -> dict[str, str]:
         path = _source_file(name)
         if path is None:
             raise ImportError(f"code version: module {name!r} has no source file")
-        if name in NEUTRAL_MODULES and name != module:
+        if _neutral(name) and name != module:
             continue  # neither it nor what it imports (bookkeeping, config)
         source = path.read_bytes()
         tree = ast.parse(source, filename=str(path))

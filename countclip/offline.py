@@ -23,9 +23,10 @@ def apply_offline_env(online: bool = False) -> None:
     """Set the offline defaults in ``os.environ`` (without overriding the user's values).
 
     ``online=True`` (the real LAION path) leaves the hub reachable so ``pretrained="openai"``
-    can download weights, and only silences telemetry and update checks.
+    can download weights, and W&B as the user set it up (a long GPU run is watched there); it
+    only silences telemetry and update checks.
     """
     for key, value in OFFLINE_ENV.items():
-        if online and key == "HF_HUB_OFFLINE":
+        if online and key in ("HF_HUB_OFFLINE", "WANDB_MODE"):
             continue
         os.environ.setdefault(key, value)

@@ -368,3 +368,29 @@ def demo(cfg: PipelineConfig, runner: Runner) -> dict:
         }
     cues = (world or {}).get("outputs", {}).get("cues")
     return runner.run("report", results, str(Path(root) / "report"), cues, "dev")
+
+
+# --------------------------------------------------------------------------- the rehearsal
+
+
+def rehearse(cfg: PipelineConfig, runner: Runner) -> dict:
+    """A real config's whole path at toy scale, offline (``cfg`` already pointed at the
+    rehearsal world: :func:`countclip.synthetic.rehearsal.rehearsal_world`): the build, the
+    config's verify stage on every counting image, one fine-tune, CountBench for the base
+    model and the fine-tuned one, the report. Returns the report and each stage's manifest.
+
+    Training reads the counting set as downloaded: the rehearsal's detector has random weights
+    and keeps nothing (its decisions are recorded all the same)."""
+    root = cfg.data_root
+    naive = cfg.model_copy(update={"verify": cfg.verify.model_copy(update={"counter": "none"})})
+    bench_run = runner.submit("countbench", cfg.evaluate, cfg.download, root)
+    data = build_dataset(naive, runner)
+    checked = runner.run("verify", data["counting"], cfg.verify, root)
+    trained = fine_tune(data, cfg.train, runner, root, "countclip").result()
+    bench = bench_run.result()
+    results = {
+        label: runner.run("evaluate", model_ref(cfg, checkpoint, label), bench, cfg.evaluate, root)
+        for label, checkpoint in (("base", None), ("countclip", checkpoint_of(trained)))
+    }
+    report = runner.run("report", results, str(Path(root) / "report"), None, "dev")
+    return {**data, "checked": checked, "train": trained, "countbench": bench, "report": report}

@@ -34,6 +34,7 @@ examples:
   countclip train --config configs/laion400m.yaml --gpus 8
   countclip evaluate --config configs/tiny-cpu.yaml      # what `countclip train` made
   countclip evaluate --config configs/tiny-cpu.yaml --checkpoint data/train/<fp>/best.pt
+  countclip rehearse --config configs/laion400m.yaml     # offline, minutes, before a GPU day
   countclip demo --config configs/demo.yaml
 
 Stage outputs land under the data root in directories named by a fingerprint of their inputs
@@ -145,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--label", help="name of the model in the report/artifacts")
 
+    rehearse = sub.add_parser(
+        "rehearse",
+        help="rehearse: your real config's whole path at toy scale, offline, in minutes",
+        description="Run the rehearse flow: every stage of the config on a toy offline copy of "
+        "the real world (loopback parquet and photographs, random detector and model weights); "
+        "the substitutions are printed.",
+    )
+    _common(rehearse, runner=False)
+
     demo = sub.add_parser(
         "demo",
         help="demo: world -> build -> baseline, control, CountCLIP -> CountBench report",
@@ -166,7 +176,7 @@ def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
     from countclip.offline import apply_offline_env
 
     cfg = cfg or _config(args)
-    apply_offline_env(online=not cfg.synthetic)
+    apply_offline_env(online=not cfg.synthetic and args.command != "rehearse")
     if args.command == "build":
         from countclip_flows.build_count_dataset import build_count_dataset
 
@@ -183,6 +193,10 @@ def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
         return evaluate_countbench(
             cfg=cfg, data_root=args.data_root, checkpoint=args.checkpoint, label=args.label
         )
+    if args.command == "rehearse":
+        from countclip_flows.rehearse import rehearse
+
+        return rehearse(cfg=cfg, data_root=args.data_root)
     if args.command == "demo":
         from countclip_flows.demo import demo
 
@@ -202,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from countclip.offline import apply_offline_env
             from countclip.preflight import PreflightError, preflight
 
-            apply_offline_env(online=not cfg.synthetic)  # before the server: no telemetry
+            # before the server: no telemetry; a rehearsal reaches nothing outside this machine
+            apply_offline_env(online=not cfg.synthetic and args.command != "rehearse")
             try:
                 preflight(cfg, args.command)  # a missing resource fails now, not in hours
             except PreflightError as exc:

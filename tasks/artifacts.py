@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -82,11 +83,17 @@ def links(prefix: str, outputs: Mapping[str, Any], suffixes: tuple[str, ...] = (
             link(artifact_key(prefix, name), path, description=f"{prefix}: {name}")
 
 
-class ProgressReporter:
-    """A ``progress(fraction, message)`` callback that drives a progress artifact.
+LOG_EVERY = 30.0
+"""Seconds between progress log lines when the console is no terminal (CI, a batch job)."""
 
-    Updates are throttled to one per ``min_interval`` seconds (plus the final 100 %), because a
-    stage may report thousands of times and each update is an API call.
+
+class ProgressReporter:
+    """A ``progress(fraction, message)`` callback that drives a progress artifact in the UI and
+    the console: a bar on a terminal, a log line every :data:`LOG_EVERY` seconds otherwise
+    (with the elapsed time and an estimate of what is left).
+
+    Artifact updates are throttled to one per ``min_interval`` seconds (plus the final 100 %),
+    because a stage may report thousands of times and each update is an API call.
     """
 
     def __init__(self, key: str, description: str, min_interval: float = 2.0) -> None:
@@ -96,6 +103,9 @@ class ProgressReporter:
         self.updates = 0
         self._last = 0.0
         self._last_pct = -1.0
+        self._started = self._logged = time.monotonic()
+        self._bar: Any = None
+        self._terminal = sys.stderr.isatty()
         self._id = _safe(
             create_progress_artifact, progress=0.0, key=self.key, description=description
         )
@@ -103,6 +113,7 @@ class ProgressReporter:
     def __call__(self, fraction: float, message: str = "") -> None:
         pct = round(max(0.0, min(1.0, float(fraction))) * 100.0, 1)
         now = time.monotonic()
+        self._console(pct, message, now)
         if self._id is None or pct == self._last_pct:
             return
         if pct < 100.0 and now - self._last < self.min_interval:
@@ -112,8 +123,42 @@ class ProgressReporter:
         text = f"{self.description}: {message}" if message else self.description
         _safe(update_progress_artifact, artifact_id=self._id, progress=pct, description=text)
 
+    def _console(self, pct: float, message: str, now: float) -> None:
+        if self._terminal:
+            if self._bar is None:
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(total=100, desc=self.description, unit="%", leave=False)
+            self._bar.n = pct
+            self._bar.set_postfix_str(message[:60], refresh=True)
+            if pct >= 100.0:
+                self._bar.close()
+            return
+        if pct < 100.0 and now - self._logged < LOG_EVERY:
+            return
+        self._logged = now
+        elapsed = now - self._started
+        left = f", about {_duration(elapsed * (100 - pct) / pct)} left" if 0 < pct < 100 else ""
+        _safe(_run_logger().info, "%s: %.0f%% %s (%s%s)", self.description, pct, message,
+              _duration(elapsed), left)  # fmt: skip
+
     def done(self, message: str = "done") -> None:
         self(1.0, message)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    from prefect import get_run_logger
+
+    try:
+        return get_run_logger()
+    except Exception:  # outside a run: the module's own logger
+        return log
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def manifest_markdown(title: str, manifest: Mapping[str, Any]) -> str:

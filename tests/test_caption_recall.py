@@ -1,25 +1,53 @@
-"""Caption recall and precision on realistic LAION-style sets (tests/data), held as floors.
+"""Caption recall and precision on the LAION-style sets written for the tests (tests/data), held
+as floors. These sets were written by the project, not taken from LAION: the filter's quality
+is measured on real labelled captions instead (tests/test_caption_classifier.py, the tables in
+docs/captions.md); these floors only keep its behaviour on chosen cases from drifting.
 
 With image-side verification downstream (the verify stage), the caption filter's job is to keep
 genuine counting captions; precision on non-count uses is shared with the image check, but must
 not be given back. Measured on these sets (parser with the blank spaCy pipeline):
 
-====================  =========================  ==========================
-set                   counting captions kept     non-count captions rejected
-====================  =========================  ==========================
-dev, before           63/88 (71.6%)              84/90 (93.3%)
-dev, after            88/88 (100%)               90/90 (100%)
-held out, before      26/40 (65.0%)              32/40 (80.0%)
-held out, after       39/40 (97.5%)              37/40 (92.5%)
-naive first match     100% (both sets)           0% (both sets)
-====================  =========================  ==========================
+=========================  =========================  ==========================
+set                        counting captions kept     non-count captions rejected
+=========================  =========================  ==========================
+dev, before                63/88 (71.6%)              84/90 (93.3%)
+dev, rules                 88/88 (100%)               90/90 (100%)
+dev, classifier            83/88 (94.3%)              88/90 (97.8%)
+held out, before           26/40 (65.0%)              32/40 (80.0%)
+held out, rules            39/40 (97.5%)              37/40 (92.5%)
+held out, classifier       37/40 (92.5%)              36/40 (90.0%)
+naive first match          100% (both sets)           0% (both sets)
+=========================  =========================  ==========================
 
 "Before" is the parser before the recall rules (pack/drawer/piece... compounds, partitions,
 repeated counts of the same things, pictured lists, portions that are not recipe amounts,
-singular compound phrases). The dev sets were in view while the rules were written; the held
-out sets were written afterwards and measured once, so their numbers are the honest ones. The
-naive regex (the first number word two..ten anywhere) keeps every caption of both kinds:
-every caption here has a number word.
+singular compound phrases); "rules" the rule set after them, which these sets were written for
+(the dev sets were in view while the rules were written; the held out sets were written
+afterwards and measured once). "Classifier" is the filter now: vetoes, then a model trained on
+real LAION captions labelled under the rule in docs/captions.md (issue 29).
+
+The floors went down with the classifier, by 5 and 2 on dev and by 2 and 1 held out, for these
+reasons:
+
+- counts, dev -5 and held out -2: six of the eight misses are product-type compounds whose
+  number counts parts ("two tier wedding cake", "Two-Tier Fruit Basket", "Four Panel Room
+  Divider", "Five Light Chandelier", "three tier cake stand", "Four-Drawer Dresser"). The
+  rule the real captions were labelled under calls these non-counts ("three-tier stand" is its
+  own example), so the model learned to reject them: here the written sets and the labelling
+  rule disagree, and the labelled real data is what the filter is measured on. The other two
+  are Title Case captions ("The Five Puppies Of Our Golden Retriever", "The Two Brothers At
+  Their Graduation"): on real LAION, Title Case captions with a number word are mostly titles
+  of works (two in three on the tune split).
+- non-counts, dev -2 and held out -1: singular compound phrases ("three bean chili", "five
+  spice powder", "three cheese lasagna", "six cylinder engine"), which the rules rejected
+  outright but which real captions also write for counts ("Two beautiful young woman", "Two
+  Female Chef"), so the model weighs them instead; "Six Nations rugby trophy"; "two cups of
+  chicken broth" (a recipe amount the rules' ingredient list did not name).
+
+The held-out set was looked at during that change (its misses showed that a veto must cover
+both numbers of "three out of four" and "between two and four", that "one of the two
+finalists" and "mother of two" need vetoes, that "millimetre" was missing from the units and
+"Secret Seven" belongs with the idioms): its numbers are no longer a held-out measurement.
 """
 
 from __future__ import annotations
@@ -51,7 +79,7 @@ def parser() -> CaptionParser:
 
 @pytest.mark.parametrize(
     ("suffix", "kept_floor", "rejected_floor"),
-    [("", 88, 90), ("_heldout", 39, 37)],
+    [("", 83, 88), ("_heldout", 37, 36)],
     ids=["dev", "heldout"],
 )
 def test_recall_and_precision_hold_the_measured_numbers(

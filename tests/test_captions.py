@@ -1,4 +1,8 @@
-"""Stage 2: the number-word rules on real-looking LAION captions, counterfactuals, the stage."""
+"""Stage 2: the filter on real-looking LAION captions (vetoes, the classifier, the rules it
+reads as features), counterfactuals, the synthetic world's captions, the stage.
+
+These captions were written for the tests; they check behaviour, not quality (the quality is
+measured on real labelled captions: tests/test_caption_classifier.py, docs/captions.md)."""
 
 from __future__ import annotations
 
@@ -42,14 +46,19 @@ ACCEPTED = [
     ("two red roses. two red roses on a black background", 2),
     ("Close-up of two hands holding a heart", 2),
     ("Cute cartoon illustration of three little birds on a branch", 3),
-    ("The two of them walking along the river", 2),
     ("Pack of two cotton towels, white", 2),
     ("Five yellow tulips in a glass vase", 5),
-    # a compound whose number still counts pictured parts (the jacket, waistcoat and trousers)
-    ("Three Piece Suit for men", 3),
+    # "one of them" is one of the three sisters pictured: the count is three (this was rejected
+    # as "one_of" before the labelling rule; "one of two cats" still is, below)
+    ("Three sisters, one of them smiling", 3),
 ]
 
-# (caption, expected reason)
+# Counts the classifier (trained on real LAION captions) scores below the operating point: kept
+# here so that a better model shows up (strict xfail), not to be "fixed" by hand.
+MISSED = [("The two of them walking along the river", 2)]
+
+# (caption, expected reason): the prefilter, the vetoes (rules that are certainly right), and
+# the "other count" check name their own reason
 REJECTED = [
     ("a cat on a mat", "no_number"),
     ("open 24 hours", "no_number"),
@@ -65,8 +74,8 @@ REJECTED = [
     ("Happy child aged three with balloons", "age"),
     ("My son turns five today", "age"),
     ("Wedding on the ten of May", "date"),
-    ("Three sisters, one of them smiling", "one_of"),
     ("one of two cats on the sofa", "one_of"),
+    ("one of the three finalists holding a trophy", "one_of"),
     ("two cats and three dogs in the yard", "multiple_counts"),
     ("two dogs and one cat on the bed", "multiple_counts"),
     ("two cats and two dogs playing", "multiple_counts"),
@@ -76,12 +85,12 @@ REJECTED = [
     ("between two and four people", "ambiguous"),
     ("about ten people at the party", "ambiguous"),
     ("at least three birds on the wire", "ambiguous"),
-    ("dinner for two", "ambiguous"),
-    ("a proud mother of three", "ambiguous"),
+    ("dinner for two", "no_noun"),
+    ("a proud mother of three", "no_noun"),
     ("two inches of snow on the car", "measure"),
     ("two cups of flour in a bowl", "measure"),
-    ("costs $5 for three", "ambiguous"),
-    ("two by four lumber stack", "measure"),
+    ("costs $5 for three", "no_noun"),
+    ("three out of four dentists recommend it", "multiplier"),
     ("Luxury hotel rated five stars review", "measure"),
     ("two times faster than before", "multiplier"),
     ("three-quarters of the pizza left", "multiplier"),
@@ -97,8 +106,8 @@ REJECTED = [
     ("Season Two poster of the show", "label"),
     ("Chapter Three: the journey begins", "label"),
     ("Apollo number ten capsule", "label"),
+    # idioms and names of the curated title list whose number counts nothing pictured
     ("Ocean's Eight movie poster", "title"),
-    ("The Three Musketeers movie poster", "title"),
     ("Seven Seas cod liver oil capsules", "title"),
     ("we visited the Seven Sisters cliffs", "title"),
     ("Nine Inch Nails concert tickets", "title"),
@@ -107,6 +116,12 @@ REJECTED = [
     ("Take Five jazz record sleeve", "title"),
     ("high five from a happy child", "title"),
     ("Seven Wonders Of The World Poster", "title"),
+]
+
+# (caption, the rule that names what it sees around the number): no veto, the classifier
+# weighs that rule among its features and rejects the caption (reason "classifier")
+CLASSIFIED = [
+    ("The Three Musketeers movie poster", "title"),
     ("Five Ways To Improve Your Sleep", "listicle"),
     ("10 things and three tips for a better garden", "listicle"),
     ("Three Reasons Why You Should Visit Iceland", "listicle"),
@@ -117,11 +132,15 @@ REJECTED = [
     ("three legged stool in oak", "compound"),
     ("two seater sofa in grey velvet", "compound"),
     ("three bedroom house for sale", "compound"),
+    # a product-type compound: labelled 0 by the rule in docs/captions.md
+    ("Three Piece Suit for men", None),
+    ("two by four lumber stack", "compound"),  # "two" is a measure (veto), "four" a compound
 ]
 
 
 def test_reason_set_is_closed():
-    assert set(REJECT_REASONS) >= {r for _c, r in REJECTED}
+    assert set(REJECT_REASONS) >= {r for _c, r in REJECTED} | {"classifier"}
+    assert set(REJECT_REASONS) >= {r for _c, r in CLASSIFIED if r}
     assert list(NUMBER_WORDS) == list(range(2, 11))
     assert " ".join(NUMBER_WORDS.values()) == "two three four five six seven eight nine ten"
 
@@ -142,8 +161,23 @@ def test_rejected_with_reason(text, reason):
     assert why == reason, text
 
 
+@pytest.mark.parametrize(("text", "count"), MISSED)
+@pytest.mark.xfail(strict=True, reason="scored below the operating point by the classifier")
+def test_missed(text, count):
+    cc = parse_caption(text)
+    assert cc is not None and cc.count == count
+
+
+@pytest.mark.parametrize(("text", "rule"), CLASSIFIED)
+def test_classifier_rejects_what_the_rules_see(text, rule):
+    parser = CaptionParser()
+    assert parser.parse(text) == (None, "classifier"), text
+    reasons = [occ.reason for occ in parser.occurrences(parser.nlp(text)) if occ.features]
+    assert rule in reasons, (text, reasons)
+
+
 def test_batched_matches_single_and_keeps_order():
-    texts = [t for t, _ in ACCEPTED] + [t for t, _ in REJECTED] + [None, ""]
+    texts = [t for t, _ in ACCEPTED] + [t for t, _ in REJECTED + CLASSIFIED] + [None, ""]
     batched = list(parse_captions(texts, batch_size=7))
     assert len(batched) == len(texts)
     assert batched == [parse_caption(t) if t else None for t in texts]
@@ -225,7 +259,7 @@ def _manifest(tmp_path, texts):
 
 
 def test_caption_stage_streams_and_counts_add_up(tmp_path):
-    texts = [t for t, _ in ACCEPTED] * 3 + [t for t, _ in REJECTED] + [None]
+    texts = [t for t, _ in ACCEPTED] * 3 + [t for t, _ in REJECTED + CLASSIFIED] + [None]
     meta = _manifest(tmp_path, texts)
     cfg = CaptionConfig(rows_per_chunk=16, batch_size=5)
     m = run_caption_stage(meta, cfg, str(tmp_path / "root"))
@@ -247,6 +281,7 @@ def test_caption_stage_streams_and_counts_add_up(tmp_path):
     assert m["stats"]["rows_read"] == len(texts) == counting.num_rows + rejected.num_rows
     assert sum(m["stats"]["rejected_by_reason"].values()) == rejected.num_rows
     assert m["stats"]["rejected_by_reason"]["title"] == sum(r == "title" for _, r in REJECTED)
+    assert m["stats"]["rejected_by_reason"]["classifier"] == len(CLASSIFIED)
     assert m["outputs"]["common"] == meta["outputs"]["common"]
     expected = {}
     for _, c in ACCEPTED:
@@ -284,3 +319,51 @@ def test_caption_stage_bad_input_leaves_nothing(tmp_path):
         run_caption_stage(meta, CaptionConfig(), str(root))
     leftovers = [p for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts]
     assert leftovers == []
+
+
+def test_the_synthetic_worlds_captions_still_pass_the_filter():
+    """The demo and every pipeline test run on the synthetic world's LAION-like captions: the
+    filter keeps its clean counting captions and rejects its distractors (numbers that are not
+    counts) and its plain captions.
+
+    Measured on this world (its casing mix: 60% as written, 20% Capitalised, 13% Title Case,
+    7% UPPER): the previous rules kept about 94% of the clean counting captions (all but the
+    template "{c} {p} x {n}", read as a multiplier; 100% with this change's fix of that rule)
+    and rejected 100% of the distractors; the classifier trained on real LAION keeps 91.2% and
+    rejects 99.2%. What it misses is Title Case: on the real tune split a Title Case caption
+    with a number word is a non-count two times in three (246 of 362), so "Wall Decals Two Red
+    Circles" scores about 0.45, under the operating point, while "wall decals two red circles"
+    scores 0.74; and the
+    template "{c} {p} x {n}", whose "x two" no real caption of the tune split shows. The
+    distractors it keeps are "The Three Musketeers ..." and "Fantastic Four ..." badges (a
+    group of the curated titles that real captions show pictured). The noisy captions whose
+    number counts something not drawn ("... for three kids") are kept 40% of the time (the
+    rules kept all): the world counts them as counting captions, so they are not scored here.
+    """
+    import numpy as np
+
+    from countclip.config import WorldConfig
+    from countclip.synthetic.laion_metadata import (
+        KIND_COUNTING,
+        KIND_DISTRACTOR,
+        KIND_NON_COUNTING,
+        caption_table,
+        draw_rows,
+    )
+
+    world = WorldConfig(
+        rows=20_000, seed=3, counting_fraction=0.3, distractor_fraction=0.1, caption_noise=0.0
+    )
+    rows = draw_rows(world)
+    texts = caption_table().texts.take(rows["caption"]).to_pylist()
+    parsed = list(CaptionParser().pipe(texts))
+    stated = rows["caption_count"]
+    kept_right = np.array(
+        [cc is not None and cc.count == n for (cc, _), n in zip(parsed, stated, strict=True)]
+    )
+    rejected = np.array([cc is None for cc, _ in parsed])
+    counting = (rows["kind"] == KIND_COUNTING) & (stated >= 2)  # "one" is no count word
+    assert counting.sum() > 4000
+    assert kept_right[counting].mean() >= 0.89
+    assert rejected[rows["kind"] == KIND_DISTRACTOR].mean() >= 0.98
+    assert rejected[rows["kind"] == KIND_NON_COUNTING].all()

@@ -3,7 +3,6 @@ experiment's arms are valid overrides of the experiment's config."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,8 @@ def test_config_loads(path: Path) -> None:
 
 
 def test_every_arm_is_a_valid_config() -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import experiment
-    finally:
-        sys.path.pop(0)
+    from countclip_experiments import experiment
+
     cfg = load_config(REPO / "configs" / "bench-counting.yaml")
     arms = experiment.load_arms()
     assert {"countclip", "control", "countclip-naive", "paper-literal"} <= set(arms)

@@ -137,16 +137,11 @@ def test_cue_blind_rows_are_those_every_single_cue_gets_wrong() -> None:
 
 
 def test_finer_object_scale_variants_restore_the_shipped_layout() -> None:
-    """benchmarks/cue_scale.py changes layout constants only inside its block: a variant that
-    lowers the smallest object changes the layouts, and afterwards the shipped ones come back;
-    a constant the layout does not have is an error."""
-    import sys
-    from pathlib import Path
-
+    """countclip_experiments.cue_scale changes layout constants only inside its block: a variant
+    that lowers the smallest object changes the layouts, and afterwards the shipped ones come
+    back; a constant the layout does not have is an error."""
     import countclip.synthetic.layout as layout
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from cue_scale import layout_constants
+    from countclip_experiments.cue_scale import layout_constants
 
     scene = Scene(sample_id=7, count=10, shape="circle", colour="red")
     shipped = layout.layout_scene(scene)

@@ -59,8 +59,7 @@ def test_results_show_the_images_no_single_cue_guesses_and_refuse_another_worlds
 ) -> None:
     import json
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    import render_results
+    from countclip_experiments.render import results as render_results
 
     # true count 2 everywhere: hull guesses images 0, spread image 1; 2 and 3 are cue-blind
     scenes = {"true": [2] * 4, "predicted": {"hull area": [2, 3, 3, 3], "spread": [3, 2, 3, 3],
@@ -89,8 +88,7 @@ def test_results_show_the_images_no_single_cue_guesses_and_refuse_another_worlds
 def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
     tmp_path: Path,
 ) -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    import render_results
+    from countclip_experiments.render import results as render_results
 
     base, control = [False, False, False, False], [True, False, False, False]
     recipe_1, recipe_2 = [True, True, False, False], [True, True, True, True]
@@ -116,8 +114,7 @@ def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
 
 
 def test_a_run_made_again_with_the_same_outcome_is_not_a_second_row(tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    import render_results
+    from countclip_experiments.render import results as render_results
 
     control, recipe = [True, False, False, False], [True, True, True, False]
     _write_experiment(tmp_path, "exp-r2", "c2", {"control": control, "countclip": recipe})
@@ -151,10 +148,8 @@ def _validation_run(seed: int, loss: str, last: float, shape: float, **settings:
 def test_validation_records_render_every_run_and_refuse_a_second_record_of_a_name(
     tmp_path: Path,
 ) -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import render_results
-    from validation_record import write_record
+    from countclip_experiments.records import write_record
+    from countclip_experiments.render import results as render_results
 
     root = tmp_path / "validation"
     runs = [
@@ -183,8 +178,7 @@ def test_validation_records_render_every_run_and_refuse_a_second_record_of_a_nam
 
 
 def test_recording_an_unfinished_fine_tune_names_its_missing_manifest(tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from validation_record import record_run
+    from countclip_experiments.records import record_run
 
     unfinished = tmp_path / "data" / "train" / "0123456789abcdef"
     unfinished.mkdir(parents=True)

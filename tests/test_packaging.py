@@ -62,7 +62,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_holds_the_queries_and_no_generic_names(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert tops == {"countclip", "countclip_tasks", "countclip_flows"}
+    assert tops == {"countclip", "countclip_tasks", "countclip_flows", "countclip_experiments"}
     sql = {Path(n).name for n in names if n.startswith("countclip/sql/")}
     assert {p.name for p in (REPO / "countclip" / "sql").glob("*.sql")} <= sql
 

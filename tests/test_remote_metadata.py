@@ -1,5 +1,5 @@
 """Stage 1 over HTTP: LAION-schema parts served by a loopback server with Range support
-(tests/range_server.py), read by DuckDB through a registered fsspec filesystem: no httpfs
+(countclip.synthetic.file_server), read by DuckDB through a registered fsspec filesystem: no httpfs
 extension, ranges only, clear errors naming the URL, transient failures retried by the task."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from range_server import RangeServer, Rule
 
 from countclip.config import MetadataConfig, WorldConfig
 from countclip.data.metadata_query import (
@@ -23,6 +22,7 @@ from countclip.data.metadata_query import (
     source_files,
 )
 from countclip.stages.metadata import run_metadata_stage
+from countclip.synthetic.file_server import FileServer, Rule
 from countclip.synthetic.laion_metadata import generate_metadata
 
 PARTS = "part-{00000..00001}.parquet"
@@ -42,7 +42,7 @@ def parts(tmp_path_factory):
 
 @pytest.fixture
 def server(parts):
-    with RangeServer(parts) as srv:
+    with FileServer(parts) as srv:
         yield srv
 
 
@@ -132,7 +132,7 @@ def test_missing_and_unreachable_sources(server, tmp_path):
     with pytest.raises(MetadataSourceNotFound, match=r"part-00007\.parquet.*HTTP 404"):
         run_metadata_stage(_cfg(missing), str(tmp_path / "r"))
     assert len(server.hits("part-00007.parquet")) == 1  # asked once, nothing downloaded
-    with RangeServer(server.root) as gone:
+    with FileServer(server.root) as gone:
         dead = f"{gone.url}/part-00000.parquet"
     t0 = time.perf_counter()
     with pytest.raises(RemoteSourceError) as info:

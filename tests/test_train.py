@@ -294,3 +294,21 @@ def test_the_train_stage_launches_torchrun_for_several_processes(shards, tmp_pat
     assert len(sums) == 2 and sums[0] == sums[1]
     assert (Path(done["directory"]) / "launch.json").is_file()
     open_clip.create_model_and_transforms(TINY_MODEL, pretrained=done["outputs"]["checkpoint"])
+
+
+def test_a_run_reports_to_tensorboard_and_says_when_it_resumed(shards, tmp_path, caplog):
+    """open_clip's --report-to convention: TensorBoard event files beside metrics.jsonl (W&B
+    too when installed and enabled); a run started again on its directory says it resumed."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(steps=2, eval_every=2, checkpoint_every=2)
+    assert cfg.report_to == ["tensorboard"]
+    train(cfg, *shards, None, tmp_path / "run", show_progress=False)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"loss", "val_count_acc"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss")] == [1, 2]
+    with caplog.at_level("WARNING", logger="countclip.training.loop"):
+        again = train(cfg, *shards, None, tmp_path / "run", show_progress=False)
+    assert again["resumed_from"] == 2
+    assert "resumed from step 2 of 2" in caplog.text

@@ -32,7 +32,7 @@ def _weights_identity(cfg: VerifyConfig) -> dict[str, Any] | None:
 _SETTINGS = {
     "none": ("counter",),
     "classical": ("counter", "min_object_fraction", "classical_on_photos"),
-    "torchvision": ("counter", "detector", "score_threshold", "weights"),
+    "torchvision": ("counter", "detector", "score_threshold", "weights", "min_size"),
 }
 """The settings each counter's decisions depend on: changing the detector's settings does not
 recompute a classical verification, nor anything downstream of it."""

@@ -13,9 +13,9 @@ from pathlib import Path
 from countclip.atomic import atomic_write_json
 from countclip.config import WorldConfig
 from countclip.synthetic.bench_scenes import write_countbench
-from countclip.synthetic.scene_cues import write_cue_report
 from countclip.synthetic.ground_truth import write_ground_truth
 from countclip.synthetic.laion_metadata import generate_metadata
+from countclip.synthetic.scene_cues import write_cue_report
 from countclip.synthetic.zero_shot_sets import write_zero_shot_sets
 
 

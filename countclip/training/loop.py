@@ -27,6 +27,7 @@ GPU; :mod:`countclip.training.__main__`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -76,6 +77,7 @@ from countclip.training.validation import (
     validation_scores,
 )
 
+logger = logging.getLogger(__name__)
 BEST_FILE = "best.pt"
 LAST_FILE = "last.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -211,7 +213,12 @@ def _train(
         count_loss=train_count_loss, scale_mode=cfg.logit_scale, rank=rank, world_size=world_size
     )
     best = {"acc": None, "step": None} if state is None else dict(state["best"])
-    log = MetricsLog(out / METRICS_FILE, start_step if state is not None else None, is_main)
+    resumed = start_step if state is not None else None
+    log = MetricsLog(out / METRICS_FILE, resumed, is_main, cfg.report_to)
+    if resumed is not None and is_main:
+        logger.warning("%s: resumed from step %d of %d (%s)", out, resumed, steps, state_path)
+        if progress:
+            progress(resumed / max(steps, 1), f"resumed from step {resumed} of {steps}")
     autocast = lambda: autocast_for(cfg, device)  # noqa: E731
     params = [p for p in model.parameters() if p.requires_grad]
     bare = unwrap_model(model)
@@ -331,6 +338,7 @@ def _train(
         wait_start = time.perf_counter()
     if bar is not None:
         bar.close()
+    log.close()
 
     sums = [param_sum(model)]
     if world_size > 1:

@@ -60,7 +60,7 @@ from countclip.data.captions.words import (
     WORD_COUNTS,
 )
 
-__all__ = ["has_other_count", "phrase_head", "reject_reason"]
+__all__ = ["has_other_count", "is_plural", "phrase_head", "reject_reason", "title_case"]
 
 _SET_PREV = frozenset(
     [
@@ -85,6 +85,11 @@ _SET_PREV = frozenset(
     ]
 )
 _BEFORE_NOUN_END = frozenset({"for", "of"})
+_CLOCK_BEFORE = frozenset({"half", "quarter", "twenty", "ten", "five"})
+_ONE_OF_DETERMINERS = frozenset(
+    {"the", "these", "those", "my", "our", "your", "his", "her", "their"}
+)
+_ELLIPSIS = frozenset({"...", "…", ".."})
 
 
 def reject_reason(
@@ -121,11 +126,18 @@ def reject_reason(
     # multipliers and fractions: "two times", "three-quarters", "two and a half", "2 in 1"
     if (
         nxt in MULTIPLIER_NEXT
-        or prev in MULTIPLIER_PREV
+        or (prev in MULTIPLIER_PREV and (prev == "times" or (k >= 1 and toks[k - 1].like_num)))
         or (nxt == "and" and after == "a" and after2 in ("half", "quarter"))
         or (nxt in ("in", "out") and (after in counts or after in ("one", "1", "of")))
+        or (prev == "in" and before in ("1", "one"))  # "one in two people"
+        or (prev == "of" and before == "out")  # "three out of four"
     ):
         return "multiplier"
+    # "one of two cats", "one of the three blasts": the subject is one of them
+    if (prev == "of" and before == "one") or (
+        prev in _ONE_OF_DETERMINERS and before == "of" and k >= 2 and low[k - 2] == "one"
+    ):
+        return "one_of"
     # ages: "ten years old", "a two-year-old", "aged five", "turns three"
     if prev in AGE_PREV or nxt in AGE_NEXT:
         return "age"
@@ -141,7 +153,7 @@ def reject_reason(
         m += 1
     if m < n and m != j and low[m] in TIME_UNITS:
         return "time"
-    if prev == "past" or (prev == "to" and before in ("quarter", "half", "twenty")):
+    if prev in ("past", "to") and before in _CLOCK_BEFORE:  # "half past two", "quarter to ten"
         return "time"
     if nxt in CLOCK_MINUTES and toks[j].like_num and not glued_after:
         return "time"
@@ -169,7 +181,13 @@ def reject_reason(
         if low[i + 1] == "or" or other is None or other > count:
             return "ambiguous"
         return "score"
-    if i >= 2 and low[i - 1] in RANGE_LINKS and (toks[i - 2].like_num):
+    if (
+        i >= 2
+        and low[i - 1] in RANGE_LINKS
+        and toks[i - 2].like_num
+        # "3-2", "2 - 4", "two - three"; not "Photo 5 of 12 - Three chairs"
+        and (not toks[i - 2].whitespace_ or low[i - 2].isdigit() == low[i].isdigit())
+    ):
         other = _value(low[i - 2])
         if low[i - 1] in ("or", "/") or other is None or other < count:
             return "ambiguous"
@@ -177,6 +195,10 @@ def reject_reason(
     # approximate: "about ten", "over two", "at least three", "two or more", "two+"
     if prev in APPROX_PREV or nxt in APPROX_NEXT or (prev == "to" and before == "up"):
         return "ambiguous"
+    if prev == "between" and nxt == "and" and j + 1 < n and toks[j + 1].like_num:
+        return "ambiguous"  # "between two and four people"; "between two trees" counts two
+    if prev == "and" and k >= 2 and toks[k - 1].like_num and low[k - 2] == "between":
+        return "ambiguous"  # the four of "between two and four people"
     if nxt == "or" and after in ("more", "so", "less", "fewer"):
         return "ambiguous"
     # measures, prices, ratings: "two inches", "$5", "two cups of flour", "five stars rating"
@@ -217,16 +239,16 @@ def reject_reason(
     # caption ("the Seven Seas", "Ocean's Eight", "a Three Rivers fan")
     if prev == "'s" and (tok.is_title or tok.is_upper) and k >= 1 and not toks[k - 1].is_lower:
         return "title"
-    if tok.is_title and k >= 0 and not toks[k].is_punct and not _title_case(toks):
+    if tok.is_title and k >= 0 and not toks[k].is_punct and not title_case(toks):
         nxt_tok = toks[j] if j < n else None
         if (nxt_tok is not None and nxt_tok.is_title) or prev == "the" or toks[k].is_title:
             return "title"
     # compound modifiers: "two-tone", "five star hotel", "four cheese pizza"; but the parts of
     # "a four pack of socks", "six drawer chest", "three-piece set" are pictured and counted
-    if glued_after and not _plural(nxt) and nxt not in PART_HEADS:
+    if glued_after and not is_plural(nxt) and nxt not in PART_HEADS:
         return "compound"
     if nxt in COMPOUND_HEADS and not (
-        (nxt in COLOUR_MODIFIERS and _plural(after))  # "eight colored pencils"
+        (nxt in COLOUR_MODIFIERS and is_plural(after))  # "eight colored pencils"
         or (nxt in ("color", "colour") and after in PICTURED_LIST_NOUNS)  # "three colour options"
     ):
         return "compound"
@@ -237,9 +259,9 @@ def reject_reason(
     if (
         prev in _BEFORE_NOUN_END
         and before not in _SET_PREV
-        and (j >= n or toks[j].is_punct or nxt in PHRASE_BREAKS)
+        and (j >= n or (toks[j].is_punct and nxt not in _ELLIPSIS) or nxt in PHRASE_BREAKS)
     ):
-        return "ambiguous"
+        return "no_noun"  # but not "illustration of six...": a caption cut short
     return None
 
 
@@ -258,14 +280,14 @@ def _singular_phrase(toks: list[Token], low: list[str], j: int) -> bool:
     phrase of two or more words with no plural in it, so it counts nothing pictured (unless the
     first word names countable parts, :data:`PART_HEADS`)."""
     words = _phrase(toks, low, j)
-    return len(words) >= 2 and words[0] not in PART_HEADS and not any(map(_plural, words))
+    return len(words) >= 2 and words[0] not in PART_HEADS and not any(map(is_plural, words))
 
 
 def phrase_head(toks: list[Token], low: list[str], i: int) -> str:
     """Roughly the noun the number at ``i`` counts: the first plural word of the phrase after
     it ("three little kittens" -> "kittens"), else the next word."""
     for word in _phrase(toks, low, i + 1):
-        if _plural(word):
+        if is_plural(word):
             return word
     return low[i + 1] if i + 1 < len(low) else ""
 
@@ -328,7 +350,7 @@ def _value(word: str) -> int | None:
     return None
 
 
-def _plural(word: str) -> bool:
+def is_plural(word: str) -> bool:
     return (
         (word.endswith("s") and not word.endswith("ss"))
         or word.endswith("men")  # businessmen, firemen, snowmen
@@ -336,7 +358,7 @@ def _plural(word: str) -> bool:
     )
 
 
-def _title_case(toks: list[Token]) -> bool:
+def title_case(toks: list[Token]) -> bool:
     """Most longer words capitalised ("Set Of Three Red Stars Vector Icon") or all caps: then
     capitals say nothing about names, and only the curated title list applies."""
     words = [t for t in toks if t.is_alpha and len(t) > 3]

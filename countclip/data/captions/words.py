@@ -8,6 +8,7 @@ synthetic templates.
 from __future__ import annotations
 
 from countclip.counts import DIGIT_COUNTS, NUMBER_WORDS, WORD_COUNTS  # noqa: F401 (re-exported)
+from countclip.data.captions.titles import PICTURED_TITLES, TITLES  # noqa: F401 (re-exported)
 
 
 def _words(text: str) -> frozenset[str]:
@@ -36,8 +37,8 @@ TIME_UNITS = _words(
     "second seconds sec secs minute minutes min mins hour hours hr hrs h day days night nights "
     "week weeks weekend weekends wk wks month months mo mos year years yr yrs decade decades "
     "century centuries millennia millennium semester semesters term terms season seasons "
-    "generation generations lifetime lifetimes moment moments"
-)
+    "lifetime lifetimes moment moments"
+)  # not "generations": "three generations of women" are three people pictured
 AGE_UNITS = _words("day days week weeks month months year years yr yrs")
 CLOCK_NEXT = _words("o'clock oclock o’clock am pm a.m. p.m. a.m p.m noon midnight")
 CLOCK_MINUTES = _words("fifteen thirty forty fifty twenty ten five")
@@ -61,6 +62,7 @@ ORDINALS = _words(
 
 MEASURE_UNITS = _words(
     "inch inches in. ft foot feet yard yards yd yds mile miles mi meter meters metre metres m cm "
+    "millimetre millimetres millimeter millimeters centimetre centimetres centimeter centimeters "
     "mm km kilometer kilometers kilometre kilometres gram grams g kg kgs kilo kilos kilogram "
     "kilograms pound pounds lb lbs ounce ounces oz ton tons tonne tonnes liter liters litre "
     "litres l ml gallon gallons gal quart quarts pint pints tablespoon tablespoons teaspoon "
@@ -92,6 +94,7 @@ MULTIPLIER_NEXT = _words(
     "times time fold x × quarter quarters third thirds half halves fourth fourths fifth fifths "
     "sixths sevenths eighths ninths tenths percent"
 )
+#: "times two"; "x" and "×" only after a number ("3 x two"): "mugs x two" is two mugs.
 MULTIPLIER_PREV = frozenset({"x", "×", "times"})
 
 SCORE_WORDS = _words("nil love goals goal points runs wickets touchdowns")
@@ -99,7 +102,7 @@ VERSUS = frozenset({"vs", "vs.", "v", "v.", "versus"})
 
 APPROX_PREV = _words(
     "about around approximately approx approx. roughly nearly almost over under some maybe "
-    "perhaps between least most than circa ca. ~ within"
+    "perhaps least most than circa ca. ~ within"
 )
 APPROX_NEXT = frozenset({"+", "plus", "ish", "-ish", "odd"})
 
@@ -179,189 +182,12 @@ BIG_NAMES = frozenset(
     }
 )
 
-#: Idioms and famous titles / names, as token sequences (matched case-insensitively with a
-#: spaCy PhraseMatcher). A number inside one of these is not a count of visible objects.
-TITLES: tuple[str, ...] = (
-    "ocean's eight",
-    "ocean's 8",
-    "seven seas",
-    "seven wonders",
-    "seven wonders of the world",
-    "three musketeers",
-    "the three musketeers",
-    "secret seven",
-    "famous five",
-    "magnificent seven",
-    "fantastic four",
-    "final four",
-    "big four",
-    "big three",
-    "big ten",
-    "big two",
-    "fab four",
-    "gang of four",
-    "hateful eight",
-    "crazy eights",
-    "crazy eight",
-    "jackson five",
-    "jackson 5",
-    "maroon 5",
-    "maroon five",
-    "three stooges",
-    "three little pigs",
-    "three wise men",
-    "three kings",
-    "two towers",
-    "the two towers",
-    "four seasons",
-    "five guys",
-    "nine inch nails",
-    "three dog night",
-    "eight mile",
-    "8 mile",
-    "seven samurai",
-    "ten commandments",
-    "four horsemen",
-    "two and a half men",
-    "three billboards",
-    "two broke girls",
-    "2 broke girls",
-    "ten things i hate about you",
-    "seven nation army",
-    "three lions",
-    "five nights at freddy's",
-    "four weddings and a funeral",
-    "seven deadly sins",
-    "eight days a week",
-    "tale of two cities",
-    "a tale of two cities",
-    "seven dwarfs",
-    "seven dwarves",
-    "snow white and the seven dwarfs",
-    "seven brides",
-    "take five",
-    "take 5",
-    "top ten",
-    "top 10",
-    "top five",
-    "top 5",
-    "top three",
-    "top 3",
-    "high five",
-    "high 5",
-    "cloud nine",
-    "cloud 9",
-    "catch 22",
-    "catch-22",
-    "two cents",
-    "nine lives",
-    "dressed to the nines",
-    "nine to five",
-    "9 to 5",
-    "one two three",
-    "two of a kind",
-    "two peas in a pod",
-    "two birds with one stone",
-    "it takes two",
-    "terrible twos",
-    "tea for two",
-    "two left feet",
-    "two thumbs up",
-    "ten four",
-    "10-4",
-    "four leaf clover",
-    "four-leaf clover",
-    "seven up",
-    "7 up",
-    "7up",
-    "seven eleven",
-    "7-eleven",
-    "7 eleven",
-    "six flags",
-    "four roses",
-    "three olives",
-    "two dots",
-    "thirty seconds to mars",
-    "twenty one pilots",
-    "blink 182",
-    "three doors down",
-    "3 doors down",
-    "five finger death punch",
-    "two door cinema club",
-    "the big bang",
-    "seven sisters",
-    "the seven sisters",
-    "three rivers",
-    "five points",
-    "seven oaks",
-    "nine elms",
-    "ten downing street",
-    "the famous five",
-    "seventh heaven",
-    "behind the eight ball",
-    "sixes and sevens",
-    "the fab four",
-    "power rangers",
-    "the big four",
-    "the big three",
-    "mambo no. 5",
-    "mambo number five",
-    "chanel no. 5",
-    "chanel no 5",
-    "chanel number five",
-    "formula one",
-    "formula 1",
-    "the 1975",
-    "se7en",
-    "apollo 11",
-    "ocean's eleven",
-    "ocean's twelve",
-    "ocean's thirteen",
-    "three's company",
-    "three's a crowd",
-    "two's company",
-    "the hundred",
-    "third rock",
-    "one direction",
-    "u2",
-    "the other two",
-    "the two ronnies",
-    "the three tenors",
-    "three tenors",
-    "the jackson 5",
-    "the famous 5",
-    "fifty shades",
-    "three colours",
-    "three colors",
-    "seven psychopaths",
-    "twelve monkeys",
-    "three amigos",
-    "the three amigos",
-    "three blind mice",
-    "five little monkeys",
-    "ten little indians",
-    "ten green bottles",
-    "nine men's morris",
-    "four square",
-    "tic tac toe",
-    "two face",
-    "two-face",
-    "seven of nine",
-    "the four tops",
-    "four tops",
-    "big eight",
-    "pac ten",
-    "pac-10",
-    "pac 10",
-    "pac-12",
-    "big east",
-    "super six",
-    "seven layer dip",
-    "seven layer salad",
-    "seven layer bars",
-    "seven layer cake",
-    "six pack abs",
-    "six-pack abs",
+#: Words that mark stock-photo and catalogue boilerplate (a feature of the classifier): they
+#: say the caption describes a picture, or a product in one, rather than a headline.
+BOILERPLATE = _words(
+    "stock photo photos photography image images picture vector illustration royalty free "
+    "isolated background icon icons clipart clip art shutterstock dreamstime alamy istock "
+    "depositphotos 123rf getty closeup close-up portrait studio white"
 )
 
 #: Irregular plurals, so "two men" is not read as a singular compound head.
@@ -387,5 +213,8 @@ REJECT_REASONS: dict[str, str] = {
     "title": "a title, name or idiom ('Seven Seas', 'Three Musketeers', 'Top Ten', 'high five')",
     "listicle": "a headline listing ideas ('Five Ways To ...', 'Ten Tips for ...')",
     "compound": "a compound modifier ('two-tone', 'five star hotel', 'four cheese pizza')",
+    "no_noun": "a number with no noun after it ('dinner for two', 'a mother of three')",
     "not_nummod": "with a trained parser: the number does not modify a noun (nummod)",
+    "classifier": "the classifier scores no number word as a count of visible things (below "
+    "captions.count_threshold)",
 }

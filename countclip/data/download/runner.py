@@ -194,7 +194,7 @@ def run_img2dataset(
         watch.group = proc.pid  # process_group=0: the child leads its own group
         try:
             (job.log_dir / f"{job.name}.pid").write_text(str(proc.pid))
-            last_report = 0.0
+            last_report, started = 0.0, time.monotonic()
             while proc.poll() is None:
                 time.sleep(POLL_SECONDS)
                 if reason := stop_requested():
@@ -207,7 +207,13 @@ def run_img2dataset(
                     last_report = time.monotonic()
                     done = len(watch.trusted)
                     frac = span[0] + (span[1] - span[0]) * min(done / job.total_shards, 1.0)
-                    progress(frac, f"{job.name}: {done}/{job.total_shards} shards")
+                    urls = min(done * job.kwargs["number_sample_per_shard"], job.rows)
+                    rate = urls / max(time.monotonic() - started, 1e-9)
+                    progress(
+                        frac,
+                        f"{job.name}: {done}/{job.total_shards} shards, ~{urls}/{job.rows} URLs "
+                        f"({rate:.0f}/s)",
+                    )
         except BaseException:
             _kill_group(proc)
             raise

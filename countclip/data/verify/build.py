@@ -36,4 +36,5 @@ def build_counter(cfg: VerifyConfig) -> ObjectCounter | None:
         score_threshold=cfg.score_threshold,
         batch_size=cfg.batch_size,
         device=cfg.device,
+        min_size=cfg.min_size,
     )

@@ -93,13 +93,21 @@ class TorchvisionCounter:
         score_threshold: float = 0.5,
         batch_size: int = 8,
         device: str = "auto",
+        min_size: int | None = None,
     ) -> None:
         path = weights_file(detector, weights)  # the clear error before anything is built
         self.categories: list[str] = list(
             tv_models.get_model_weights(detector).DEFAULT.meta["categories"]
         )
+        if min_size is not None and detector.startswith("ssdlite"):
+            raise ValueError(f"verify.min_size: {detector} has a fixed input size; leave it unset")
+        sizes = {} if min_size is None else {"min_size": min_size, "max_size": 2 * min_size}
         model = tv_models.get_model(
-            detector, weights=None, weights_backbone=None, num_classes=len(self.categories)
+            detector,
+            weights=None,
+            weights_backbone=None,
+            num_classes=len(self.categories),
+            **sizes,
         )
         if path is not None:
             _load_state(model, path, detector)

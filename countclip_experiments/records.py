@@ -5,10 +5,10 @@ validation scenes), and its numbers choose recipes, so they are results too: a r
 from a finished fine-tune's own stage directory — its manifest (settings, fingerprints), its
 ``metrics.jsonl`` (the validation curve) and its selected checkpoint, scored on the zero-shot
 sets' *validation* split of the world its baseline was pretrained on. Nothing is copied from a
-log. ``tune_counting.py --record NAME`` writes one per tuning command; a fine-tune made earlier
-is recorded from its directory:
+log. ``python -m countclip_experiments.tuning --record NAME`` writes one per tuning command; a
+fine-tune made earlier is recorded from its directory:
 
-    .venv/bin/python benchmarks/validation_record.py --name r3-steps \\
+    .venv/bin/python -m countclip_experiments.records --name r3-steps \\
         --note "1400 steps for both arms" data/bench-counting/train/<fingerprint> ...
 """
 
@@ -127,7 +127,9 @@ def write_record(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m countclip_experiments.records", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--name", required=True, help="the record's file name, no extension")
     parser.add_argument("--note", default="", help="what the runs were for, one line")
     parser.add_argument("train_dirs", nargs="+", help="finished fine-tunes: <data_root>/train/<fp>")
@@ -136,7 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     apply_offline_env()
     runs = [record_run(d) for d in args.train_dirs]
-    command = "benchmarks/validation_record.py " + " ".join(Path(d).name for d in args.train_dirs)
+    command = "python -m countclip_experiments.records " + " ".join(
+        Path(d).name for d in args.train_dirs
+    )
     print(f"wrote {write_record(args.name, args.note, runs, command)}")
     return 0
 

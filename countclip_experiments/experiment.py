@@ -1,11 +1,12 @@
-"""The counting experiment, shared by the benchmark (``bench_counting.py``) and the tuning
-script (``tune_counting.py``): build the data once, pretrain one baseline per seed, fine-tune
-every arm from it, and evaluate.
+"""The counting experiment, shared by the benchmark (:mod:`countclip_experiments.counting`) and
+the tuning script (:mod:`countclip_experiments.tuning`): build the data once, pretrain one
+baseline per seed, fine-tune every arm from it, and evaluate.
 
-An *arm* is a named set of config overrides (``benchmarks/arms.yaml``) deep-merged over the
-experiment's config: ``countclip`` is the config's own recipe, ``control`` the L_CLIP-only
-control, and so on. Everything runs through the pipeline's library stages, so every step is
-cached under the data root with the same fingerprints as the flows (an interrupted run resumes).
+An *arm* is a named set of config overrides (``countclip_experiments/arms.yaml``) deep-merged
+over the experiment's config: ``countclip`` is the config's own recipe, ``control`` the L_CLIP-only
+control, and so on. Every stage runs through :mod:`countclip.pipeline` and a runner (a
+:class:`~countclip.pipeline.LocalRunner` unless given), so every step is cached under the data
+root with the same fingerprints as the flows (an interrupted run resumes).
 
 Seeds vary both the baseline's pretraining and the fine-tuning: seed s pretrains baseline s and
 fine-tunes every arm from it with seed s, so the spread over seeds covers both.
@@ -25,8 +26,10 @@ from typing import Any
 
 import yaml
 
-from countclip.config import PipelineConfig
+from countclip import pipeline
+from countclip.config import PipelineConfig, VerifyConfig
 from countclip.fingerprints import fingerprint
+from countclip.pipeline import LocalRunner, Runner
 from countclip.yamlconfig import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,42 +95,49 @@ def file_sha(path: Path) -> str:
 # --------------------------------------------------------------------------- data
 
 
-def build_data(cfg: PipelineConfig, verify_configs: Iterable[Any]) -> dict[str, Any]:
-    """World -> metadata -> captions -> downloads -> verification(s) -> CountBenches.
+def _verify_key(verify: VerifyConfig) -> str:
+    return json.dumps(verify.model_dump(mode="json"), sort_keys=True)
 
-    Returns the world manifest, the common download, one verified counting set per distinct
-    verify config (keyed by its JSON), and the CountBench stage per split.
+
+def build_data(
+    cfg: PipelineConfig, verify_configs: Iterable[Any], runner: Runner | None = None
+) -> dict[str, Any]:
+    """World -> the pipeline's dataset (:func:`countclip.pipeline.build_dataset`) ->
+    verification(s) -> CountBenches.
+
+    Returns the world manifest, the counting and common downloads, one verified counting set per
+    distinct verify config (keyed by its JSON, in the order given), and the CountBench stage per
+    split. ``cfg`` itself is left as given (the pipeline points a copy at the world), so the
+    experiment's config hash is the config's.
     """
-    from countclip.stages.captions import run_caption_stage
-    from countclip.stages.countbench import run_countbench_stage
-    from countclip.stages.download import run_download_stage
-    from countclip.stages.metadata import run_metadata_stage
-    from countclip.stages.verify import run_verify_stage
-    from countclip.stages.world import run_world_stage, serve_world, world_source
-
+    runner = runner or LocalRunner()
     root = cfg.data_root
-    with serve_world(cfg.world) as base_url:
-        world = run_world_stage(cfg.world, root, base_url)
-        metadata_cfg = cfg.metadata.model_copy(update={"source": world_source(world)})
-        metadata = run_metadata_stage(metadata_cfg, root)
-        captions = run_caption_stage(metadata, cfg.captions, root)
-        counting = run_download_stage(captions, "counting", cfg.download, root)
-        common = run_download_stage(captions, "common", cfg.download, root)
+    built = cfg.model_copy(deep=True)
+    with pipeline.synthetic_world(built, runner) as world:
+        if world is None:
+            raise SystemExit(f"{cfg.name}: the counting experiment runs on the synthetic world")
+        dataset = pipeline.build_dataset(built, runner)
         benches = {}
         for split in COUNTBENCHES:
             path = world["outputs"].get(countbench_output(split))
             if path:
                 bench_cfg = cfg.evaluate.model_copy(update={"countbench": path})
-                benches[split] = run_countbench_stage(bench_cfg, cfg.download, root)
-    verified = {}
+                benches[split] = runner.run("countbench", bench_cfg, cfg.download, root)
+    counting = dataset["counting"]
+    built_key = _verify_key(built.verify)
+    verified: dict[str, dict] = {}
     for verify in verify_configs:
-        key = json.dumps(verify.model_dump(mode="json"), sort_keys=True)
+        key = _verify_key(verify)
         if key not in verified:
-            verified[key] = run_verify_stage(counting, verify, root)
+            verified[key] = (
+                dataset["verified"]
+                if key == built_key
+                else runner.run("verify", counting, verify, root)
+            )
     return {
         "world": world,
         "counting": counting,
-        "common": common,
+        "common": dataset["common"],
         "verified": verified,
         "countbench": benches,
     }
@@ -139,45 +149,51 @@ def countbench_output(split: str) -> str:
 
 
 def verified_for(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
-    return data["verified"][json.dumps(cfg.verify.model_dump(mode="json"), sort_keys=True)]
+    return data["verified"][_verify_key(cfg.verify)]
 
 
-def baseline(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
+def baseline(data: Mapping[str, Any], cfg: PipelineConfig, runner: Runner | None = None) -> dict:
     """The baseline pretrained with ``cfg.pretrain`` (its seed is the run's seed)."""
-    from countclip.stages.pretrain import run_pretrain_stage
-
-    return run_pretrain_stage(data["world"], cfg.pretrain, cfg.data_root)
+    return (runner or LocalRunner()).run("pretrain", data["world"], cfg.pretrain, cfg.data_root)
 
 
 # --------------------------------------------------------------------------- one arm
 
 
 def fine_tune(
-    data: Mapping[str, Any], cfg: PipelineConfig, baseline_checkpoint: str
+    data: Mapping[str, Any],
+    cfg: PipelineConfig,
+    baseline_checkpoint: str,
+    runner: Runner | None = None,
+    label: str = "train",
 ) -> dict[str, Any]:
-    """λ for the arm's scheme, then the fine-tune from the baseline: the train manifest."""
-    from countclip.stages.lambdas import run_lambda_stage
-    from countclip.stages.train import run_training
-
+    """λ for the arm's scheme, then the fine-tune from the baseline (one torch thread): the
+    train manifest."""
+    runner = runner or LocalRunner()
     counting = verified_for(data, cfg)
-    train = cfg.train.model_copy(deep=True)
-    train.model.pretrained = baseline_checkpoint
-    train.threads = 1
+    train = pipeline.from_checkpoint(cfg.train, baseline_checkpoint)
+    train = train.model_copy(update={"threads": 1})
     lambdas = None
     if train.count_loss != "none":
-        lambdas = run_lambda_stage(counting, cfg.lambdas, cfg.data_root)
-    return run_training(counting, data["common"], lambdas, train, cfg.data_root)
+        lambdas = runner.run("lambdas", counting, cfg.lambdas, cfg.data_root)
+    dataset = {"verified": counting, "common": data["common"], "lambdas": lambdas}
+    return pipeline.fine_tune(dataset, train, runner, cfg.data_root, label).result()
 
 
 def evaluate(
-    cfg: PipelineConfig, bench: Mapping[str, Any], label: str, checkpoint: str, split: str
+    cfg: PipelineConfig,
+    bench: Mapping[str, Any],
+    label: str,
+    checkpoint: str,
+    split: str,
+    runner: Runner | None = None,
 ) -> dict[str, Any]:
-    """CountBench (``bench``) and the zero-shot check (``split`` of the world's sets)."""
-    from countclip.stages.evaluate import run_evaluation_stage
-
+    """CountBench (``bench``) and the zero-shot check (``split`` of the world's sets). The
+    model is the checkpoint alone (no ``pretrained`` fallback: :func:`pipeline.model_ref` would
+    add the config's base model to the evaluation's results.json)."""
     ref = {"name": cfg.train.model.name, "checkpoint": checkpoint, "label": label}
     eval_cfg = cfg.evaluate.model_copy(update={"zero_shot_split": split})
-    return run_evaluation_stage(ref, bench, eval_cfg, cfg.data_root)
+    return (runner or LocalRunner()).run("evaluate", ref, bench, eval_cfg, cfg.data_root)
 
 
 def zero_shot_datasets(data: Mapping[str, Any]) -> dict[str, str]:
@@ -187,8 +203,8 @@ def zero_shot_datasets(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def parallel(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterable[Any]:
-    """``fn`` over ``jobs`` in ``workers`` spawned processes (1 torch thread each), in order of
-    completion is not needed: results come back in job order."""
+    """``fn`` over ``jobs`` in ``workers`` spawned processes (1 torch thread each); results come
+    back in job order."""
     if workers <= 1:
         yield from map(fn, jobs)
         return

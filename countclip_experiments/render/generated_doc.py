@@ -8,7 +8,8 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+"""The checkout the documents live in (the project is installed editable from it)."""
 
 
 def main(
@@ -24,8 +25,12 @@ def main(
         path for path, text in documents.items() if not path.is_file() or path.read_text() != text
     ]
     if args.check:
-        for path in stale:
-            print(f"{path.relative_to(REPO)} is stale: rerun the script that renders it")
+        for path in documents:
+            name = path.relative_to(REPO)
+            if path in stale:
+                print(f"{name} is stale: rerun the script that renders it")
+            else:
+                print(f"{name} is current: it is what its data renders to")
         return 1 if stale else 0
     for path, text in documents.items():
         path.write_text(text)

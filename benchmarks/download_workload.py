@@ -1,6 +1,6 @@
-"""What the download benchmarks share: the URL list they download, their command line and
+"""The download benchmarks' shared workload: the URL list they download, their command line and
 the download settings it makes, so that bench_download.py and bench_distributed.py measure
-the same work."""
+the same work (a helper, not a benchmark: ``benchmarks/ratios.py`` runs ``bench_*.py`` only)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def url_parquet(path: Path, base_url: str, n: int, with_count: bool = False) -> 
     return path
 
 
+SMOKE = {"n": 20, "repeats": 1, "shard_size": 10, "processes": 1, "threads": 8}
+"""``--smoke``: sizes that run in seconds (the ratios mean little; the code paths all run)."""
+
+
 def parser(description: str, n: int, repeats: int) -> argparse.ArgumentParser:
     """The options every download benchmark takes (its own defaults for size and repeats)."""
     p = argparse.ArgumentParser(description=description)
@@ -37,7 +41,18 @@ def parser(description: str, n: int, repeats: int) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=32)
     p.add_argument("--shard-size", type=int, default=250)
     p.add_argument("--record", action="store_true", help="store in benchmarks/results/")
+    p.add_argument("--smoke", action="store_true", help=f"tiny sizes {SMOKE}, nothing recorded")
     return p
+
+
+def parse_args(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """``p``'s arguments, with ``--smoke``'s sizes applied."""
+    args = p.parse_args()
+    if args.smoke:
+        if args.record:
+            p.error("--smoke records nothing: drop --record")
+        vars(args).update(SMOKE)
+    return args
 
 
 def download_config(args: argparse.Namespace, **settings: object) -> DownloadConfig:

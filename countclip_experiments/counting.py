@@ -1,7 +1,7 @@
-"""Does CountCLIP learn to count? Every arm of ``benchmarks/arms.yaml`` over seeds, on one
-CountBench, with the raw per-image predictions written to ``results/``.
+"""Does CountCLIP learn to count? Every arm of ``countclip_experiments/arms.yaml`` over seeds,
+on one CountBench, with the raw per-image predictions written to ``results/``.
 
-    .venv/bin/python benchmarks/bench_counting.py --config configs/bench-counting.yaml \\
+    .venv/bin/python -m countclip_experiments.counting --config configs/bench-counting.yaml \\
         --seeds 0 1 2 --countbench dev
     .venv/bin/python scripts/render_results.py          # results/ -> docs/results.md
 
@@ -27,13 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import experiment as ex
-
 from countclip.atomic import atomic_write_json
 from countclip.offline import apply_offline_env
 from countclip.yamlconfig import load_config
+from countclip_experiments import experiment as ex
 
 RESULTS = ex.REPO / "results"
 
@@ -45,7 +42,7 @@ def _job(args: tuple) -> dict[str, Any]:
     from countclip.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate(cfg_json)
-    train = ex.fine_tune(data, cfg, baseline_checkpoint)
+    train = ex.fine_tune(data, cfg, baseline_checkpoint, label=arm)
     result = ex.evaluate(
         cfg, data["countbench"][split], arm, train["outputs"]["checkpoint"], "test"
     )
@@ -83,7 +80,9 @@ def raw_result(arm: str, seed: int, split: str, evaluation: dict, train: dict | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m countclip_experiments.counting", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--config", default="configs/bench-counting.yaml")
     parser.add_argument("--data-root", default=None, help="default: the config's data_root")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if git["dirty"]:
             raise SystemExit(
                 "confirmatory CountBench: the tree has uncommitted changes; commit the recipe "
-                "(config and benchmarks/arms.yaml) first, so the numbers trace to it"
+                "(config and countclip_experiments/arms.yaml) first, so the numbers trace to it"
             )
         if (out / "run.json").exists():
             raise SystemExit(f"{out}: the confirmatory CountBench was already run for {name}")
@@ -156,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         {
             "experiment": name,
             "countbench": args.countbench,
-            "command": "python benchmarks/bench_counting.py " + shlex.join(argv or sys.argv[1:]),
+            "command": "python -m countclip_experiments.counting "
+            + shlex.join(argv or sys.argv[1:]),
             "config": args.config,
             "config_hash": ex.config_hash(cfg, arms),
             "arms_file_sha256": ex.file_sha(ex.ARMS_FILE),

@@ -1,19 +1,19 @@
 """Tune on the *validation* data only — neither CountBench is read here.
 
-Each arm (``benchmarks/arms.yaml``, plus ``--set`` overrides for the whole run) fine-tunes from
-the seed's baseline and reports what model selection sees: balanced accuracy (mean per-count
-recall) on the counting validation split at the selected step and at the last step, the
-per-count recall at the last step, and zero-shot accuracy per task on the *validation* split of
-the world's zero-shot sets (scenes the reported check never uses). A tuning step is one command
-that can be pasted into a config comment:
+Each arm (``countclip_experiments/arms.yaml``, plus ``--set`` overrides for the whole run)
+fine-tunes from the seed's baseline and reports what model selection sees: balanced accuracy
+(mean per-count recall) on the counting validation split at the selected step and at the last
+step, the per-count recall at the last step, and zero-shot accuracy per task on the *validation*
+split of the world's zero-shot sets (scenes the reported check never uses). A tuning step is one
+command that can be pasted into a config comment:
 
-    .venv/bin/python benchmarks/tune_counting.py --config configs/bench-counting.yaml \\
+    .venv/bin/python -m countclip_experiments.tuning --config configs/bench-counting.yaml \\
         --arms control countclip --set train.steps=800 --set train.counting_fraction=0.35 \\
         --record steps-800 --note "what the runs are for"
 
 ``--record`` keeps the runs as raw results (``results/validation/NAME.json``, see
-``validation_record.py``); docs/results.md renders its validation table from them. Stages are
-cached under the data root, shared with the benchmark when the roots agree.
+:mod:`countclip_experiments.records`); docs/results.md renders its validation table from them.
+Stages are cached under the data root, shared with the benchmark when the roots agree.
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import experiment as ex
-from validation_record import record_path, record_run, write_record
-
 from countclip.offline import apply_offline_env
 from countclip.yamlconfig import deep_merge, load_config
+from countclip_experiments import experiment as ex
+from countclip_experiments.records import record_path, record_run, write_record
 from countclip_flows.cli import parse_set
 
 
@@ -39,12 +36,14 @@ def _job(args: tuple) -> dict:
     from countclip.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate(cfg_json)
-    train = ex.fine_tune(data, cfg, baseline_checkpoint)
+    train = ex.fine_tune(data, cfg, baseline_checkpoint, label=arm)
     return {"arm": arm, **record_run(train["directory"]), "seconds": train["seconds"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m countclip_experiments.tuning", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--config", default="configs/bench-counting.yaml")
     parser.add_argument("--data-root", default=None, help="default: the config's data_root")
     parser.add_argument("--set", action="append", default=[], help="dotted.key=yaml_value")
@@ -87,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     if args.record:
-        command = "benchmarks/tune_counting.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        command = "python -m countclip_experiments.tuning " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
         print(f"wrote {write_record(args.record, args.note, runs, command)}")
     print(f"total {(time.perf_counter() - start) / 60:.1f} min")
     return 0

@@ -9,7 +9,7 @@ and recomputes :func:`countclip.synthetic.scene_cues.cue_report` on the world of
 model and no image, the layouts alone, so the whole table takes seconds. Every variant tried is
 listed, none is chosen, and the shipped world is unchanged.
 
-    .venv/bin/python benchmarks/cue_scale.py             # -> results/cues/object-scale.json
+    .venv/bin/python -m countclip_experiments.cue_scale  # -> results/cues/object-scale.json
     .venv/bin/python scripts/render_results.py           # docs/results.md renders it
 """
 
@@ -105,7 +105,9 @@ def layout_constants(**constants: Any) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m countclip_experiments.cue_scale", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--config", default="configs/bench-counting.yaml")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "cues" / "object-scale.json")
     args = parser.parse_args(argv)

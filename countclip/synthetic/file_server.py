@@ -1,10 +1,16 @@
-"""A loopback HTTP file server with Range support and scripted misbehaviour, for remote-source
-tests: Python's ``http.server`` answers no Range requests, and a remote parquet reader that
-cannot range-read would have to download every byte.
+"""The offline world's loopback file server: a folder (parquet parts, say) served over HTTP with
+Range support and scripted misbehaviour, so the remote-metadata path (fsspec's HTTP filesystem
+under DuckDB) runs against a real server with no network: the remote-metadata tests, the
+metadata benchmark's ``--remote`` run, and a rehearsal of the real path use it. Python's
+``http.server`` answers no Range requests, and a remote parquet reader that cannot range-read
+would have to download every byte.
 
-Every request is logged (method, path, Range header, status, bytes sent), so a test can check that
-ranges were used and how much of a file was fetched. Per-path rules make a file slow, fail its
-first N requests with a status (500: transient) or vanish (404).
+Every request is logged (method, path, Range header, status, bytes sent), so a caller can check
+that ranges were used and how much of a file was fetched. Per-path rules make a file slow, fail
+its first N requests with a status (500: transient) or vanish (404).
+
+    with FileServer(Path("parts")) as server:
+        source = f"{server.url}/part-0.parquet"
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from pathlib import Path
 
 @dataclass
 class Rule:
+    """How the server misbehaves for one file."""
+
     delay: float = 0.0
     fail_status: int = 500
     fail_first: int = 0  # requests answered with fail_status before the file is served
@@ -29,6 +37,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Hit:
+    """One request as the server answered it."""
+
     method: str
     path: str
     range: str | None
@@ -37,7 +47,9 @@ class Hit:
 
 
 @dataclass
-class RangeServer:
+class FileServer:
+    """Serves the files under ``root`` on 127.0.0.1 (a free port) while in its ``with`` block."""
+
     root: Path
     rules: dict[str, Rule] = field(default_factory=dict)
     log: list[Hit] = field(default_factory=list)
@@ -63,7 +75,7 @@ class RangeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def __enter__(self) -> RangeServer:
+    def __enter__(self) -> FileServer:
         self._thread.start()
         return self
 
