@@ -49,6 +49,7 @@ NEUTRAL_MODULES: frozenset[str] = frozenset(
 )
 """Never part of a code version (see the module docstring for why)."""
 
+
 def _neutral(name: str) -> bool:
     """:data:`NEUTRAL_MODULES` and the config package's own modules."""
     return name in NEUTRAL_MODULES or name.startswith("countclip.config.")

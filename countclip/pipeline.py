@@ -2,7 +2,7 @@
 
     world* -> metadata -> captions -> download (counting ∥ common) -> verify -> lambdas
     world* -> pretrain*                                  (* the synthetic world only)
-    verify + download (common) + lambdas (+ pretrain) -> train
+    verify + download (common) + lambdas (+ pretrain) -> train (-> wise_ft, when α is set)
     countbench ∥ everything above; train (or a base model) + countbench -> evaluate -> report
     (the retrain flow ends instead with: train + verify -> promote)
 
@@ -48,7 +48,15 @@ STAGES: tuple[Step, ...] = (
         "world",
         "world_stage",
         (),
-        ("metadata", "countbench", "countbench_confirmatory", "cues", "ground_truth", "zero_shot"),
+        (
+            "metadata",
+            "countbench",
+            "countbench_dev2",
+            "countbench_confirmatory",
+            "cues",
+            "ground_truth",
+            "zero_shot",
+        ),
         synthetic_only=True,
     ),
     Step("metadata", "metadata_stage", ("world",), ("candidates", "common")),
@@ -63,6 +71,7 @@ STAGES: tuple[Step, ...] = (
         ("verify", "download", "lambdas", "pretrain"),
         ("checkpoint", "last", "metrics", "loss_plot"),
     ),
+    Step("wise_ft", "wise_ft_stage", ("train", "verify"), ("checkpoint",)),
     Step("countbench", "countbench_stage", ("world",), ("rows", "shards", "dead_urls")),
     Step("evaluate", "evaluation_stage", ("train", "countbench"), ("results",)),
     Step("promote", "promotion", ("train", "verify"), ()),
@@ -280,9 +289,45 @@ def fine_tune(
     data: Mapping[str, dict], cfg: TrainConfig, runner: Runner, root: str, label: str
 ) -> Pending:
     """Start the train stage on a built dataset (the verified counting set, the common set and
-    λ); ``.result()`` is its manifest."""
-    args = (data["verified"], data["common"], data["lambdas"], cfg, root)
-    return runner.submit("train", *args, label=label)
+    λ); ``.result()`` is its manifest, or with ``cfg.wise_ft_alpha`` set (and not 1) the
+    manifest of the wise_ft stage that interpolates it (its ``outputs.checkpoint`` is θ(α)).
+
+    The train stage always gets ``cfg`` without ``wise_ft_alpha``: every α reuses one
+    fine-tune."""
+    alpha = cfg.wise_ft_alpha
+    plain = cfg.model_copy(update={"wise_ft_alpha": None})
+    args = (data["verified"], data["common"], data["lambdas"], plain, root)
+    trained = runner.submit("train", *args, label=label)
+    if alpha is None or alpha == 1:
+        return trained
+    return Then(
+        trained,
+        lambda manifest: wise_ft(manifest, data["verified"], alpha, runner, root, label),
+    )
+
+
+def wise_ft(
+    train_manifest: Mapping[str, Any],
+    counting_manifest: Mapping[str, Any],
+    alpha: float,
+    runner: Runner,
+    root: str,
+    label: str,
+) -> dict:
+    """The wise_ft stage on a finished fine-tune (its counting set: the validation split)."""
+    return runner.run("wise_ft", train_manifest, counting_manifest, alpha, root, label=label)
+
+
+@dataclass(frozen=True)
+class Then:
+    """A started stage followed by another: ``.result()`` waits for the first and runs
+    ``then`` on its outcome (the second runs in whichever thread asks)."""
+
+    first: Pending
+    then: Callable[[Any], Any]
+
+    def result(self) -> Any:
+        return self.then(self.first.result())
 
 
 def checkpoint_of(train_manifest: Mapping[str, Any]) -> str | None:

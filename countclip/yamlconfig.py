@@ -89,7 +89,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     base_path = (path.parent / parent).resolve()
     if base_path in seen or base_path == path.resolve():
         raise ConfigError(f"{path}: 'extends' forms a cycle through {base_path}")
-    return deep_merge(_read_yaml(base_path, (*seen, path.resolve())), data)
+    try:
+        base = _read_yaml(base_path, (*seen, path.resolve()))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: extends: {parent}: {exc}") from None
+    return deep_merge(base, data)
 
 
 def _named(text: str, path: Path) -> Any:
@@ -100,17 +104,39 @@ def _named(text: str, path: Path) -> Any:
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_from: str = "--set",
 ) -> PipelineConfig:
-    """Load a YAML config (partial) over the defaults, then apply ``overrides``."""
+    """Load a YAML config (partial) over the defaults, then apply ``overrides``. A validation
+    error names where the bad value came from: the file, or ``overrides_from`` (the CLI's
+    ``--set``, a deployment's ``overrides``) when the file alone is valid."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         data = _read_yaml(path, seen=())
-    if overrides:
-        data = deep_merge(data, overrides)
+    merged = deep_merge(data, overrides) if overrides else data
     try:
-        return PipelineConfig.model_validate(data)
+        return PipelineConfig.model_validate(merged)
     except ValidationError as exc:
         where = str(path) if path is not None else "config"
-        raise ConfigError(f"{where}: {exc}") from exc
+        if overrides:
+            try:
+                PipelineConfig.model_validate(data)
+            except ValidationError:
+                pass
+            else:
+                where = overrides_from
+        raise ConfigError(f"{where}: {_short(exc)}") from None
+
+
+def _short(exc: ValidationError) -> str:
+    """Pydantic's errors, one line each: ``train.steps: Input should be ... (got 'abc')``."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "config"
+        got = (
+            f" (got {error['input']!r})" if "input" in error and error["type"] != "missing" else ""
+        )
+        lines.append(f"{field}: {error['msg']}{got}")
+    return "; ".join(lines)

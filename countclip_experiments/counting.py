@@ -8,11 +8,15 @@ on one CountBench, with the raw per-image predictions written to ``results/``.
 Seed s pretrains baseline s and fine-tunes every arm from it with seed s (the spread covers
 both). Checkpoints are selected on the counting validation split only.
 
-``--countbench dev`` is the development CountBench: what tuning, docs and the demo may look at.
-``--countbench confirmatory`` is for the final numbers of a recipe fixed beforehand: it refuses
-to run from a tree with uncommitted changes, and refuses to run twice for one experiment, and
-``run.json`` records the commit and the config hash, so the numbers can be traced to the exact
-recipe that was committed before they existed.
+``--countbench dev`` (and ``dev2``, the former confirmatory CountBench) are development
+CountBenches: what tuning, docs and the demo may look at. ``--countbench confirmatory`` is for
+the final numbers of a recipe fixed beforehand: before it builds or reads anything it registers
+the run in the committed ledger (:mod:`countclip_experiments.ledger`: ``results/ledger.json``,
+committed by the run itself), which refuses a tree with any modified or untracked file and a
+second run for the same CountBench and recipe family (``--family``) whatever its ``--name`` or
+worktree; the entry says ``finished`` or ``aborted`` when the run ends. ``run.json`` records the
+commit and the config hash, so the numbers can be traced to the exact recipe that was
+committed before they existed.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from countclip.atomic import atomic_write_json
 from countclip.offline import apply_offline_env
 from countclip.yamlconfig import load_config
 from countclip_experiments import experiment as ex
+from countclip_experiments import ledger
 
-RESULTS = ex.REPO / "results"
+REPO = ex.REPO
+"""The checkout whose ``results/`` (and ledger) the run writes: the one this code runs from."""
 
 
 def _job(args: tuple) -> dict[str, Any]:
@@ -68,15 +74,28 @@ def raw_result(arm: str, seed: int, split: str, evaluation: dict, train: dict | 
         "per_count_accuracy": stats["per_count_accuracy"],
         "zero_shot": {t: r["accuracy"] for t, r in (stats.get("zero_shot") or {}).items()},
         "evaluation_fingerprint": evaluation["fingerprint"],
-        "train": None
-        if train is None
-        else {
-            "fingerprint": train["fingerprint"],
-            "best_val_count_acc": train["stats"].get("best_val_count_acc"),
-            "best_step": train["stats"].get("best_step"),
-            "seconds": train["seconds"],
-        },
+        "train": None if train is None else _trained(train),
     }
+
+
+def _trained(manifest: dict) -> dict[str, Any]:
+    """What a row keeps of the model's making: the fine-tune's fingerprint and selection, and
+    for a WiSE-FT (the wise_ft stage's manifest) its α and validation score too."""
+    stats = manifest["stats"]
+    row = {
+        "fingerprint": manifest["fingerprint"],
+        "best_val_count_acc": stats.get("best_val_count_acc"),
+        "best_step": stats.get("best_step"),
+        "seconds": manifest["seconds"],
+    }
+    if manifest.get("stage") == "wise_ft":
+        row |= {
+            "stage": "wise_ft",
+            "train_fingerprint": stats["train_fingerprint"],
+            "wise_ft_alpha": stats["alpha"],
+            "wise_ft_val_count_balanced_acc": stats["val_count_balanced_acc"],
+        }
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=2, help="fine-tunes in parallel")
     parser.add_argument("--name", default=None, help="experiment name (default: config name)")
+    parser.add_argument(
+        "--family",
+        choices=sorted(ledger.FAMILIES),
+        default="counting",
+        help="the recipe family a confirmatory run answers (one run per CountBench and family)",
+    )
     args = parser.parse_args(argv)
     apply_offline_env()
     start = time.perf_counter()
@@ -108,20 +133,58 @@ def main(argv: list[str] | None = None) -> int:
     names = ex.check_arms(args.arms or list(arms_all), arms_all)
     arms = {a: arms_all[a] for a in names}
     name = args.name or cfg.name
-    out = RESULTS / name / args.countbench
-    git = ex.git_state()
-    if args.countbench == "confirmatory":
-        if git["dirty"]:
-            raise SystemExit(
-                "confirmatory CountBench: the tree has uncommitted changes; commit the recipe "
-                "(config and countclip_experiments/arms.yaml) first, so the numbers trace to it"
-            )
-        if (out / "run.json").exists():
-            raise SystemExit(f"{out}: the confirmatory CountBench was already run for {name}")
+    out = REPO / "results" / name / args.countbench
     ex.check_arms(args.first_seed_only, arms)
     seeds_of = {a: args.seeds[:1] if a in args.first_seed_only else args.seeds for a in arms}
+    command = ["python", "-m", "countclip_experiments.counting", *(argv or sys.argv[1:])]
+    git = ex.git_state(REPO)  # the recipe's commit (a confirmatory run then commits its entry)
+    if args.countbench != "confirmatory":
+        _run(args, cfg, arms, seeds_of, name, out, command, start, git)
+        return 0
+    if (out / "run.json").exists():
+        raise SystemExit(f"{out}: the confirmatory CountBench was already run for {name}")
+    from countclip.synthetic.bench_scenes import countbench_scenes, split_seed
+
+    countbench = {
+        "split": "confirmatory",
+        "seed": split_seed(cfg.world, "confirmatory"),
+        "per_count": cfg.world.countbench_per_count,
+        "digest": ledger.countbench_digest(countbench_scenes(cfg.world, "confirmatory")),
+    }
+    with ledger.registered(
+        REPO,
+        experiment=name,
+        family=args.family,
+        countbench=countbench,
+        config=args.config,
+        config_hash=ex.config_hash(cfg, arms),
+        arms_file_sha256=ex.file_sha(ex.ARMS_FILE),
+        seeds=args.seeds,
+        seeds_by_arm=seeds_of,
+        command=command,
+    ) as registration:
+        print(f"registered in {ledger.LEDGER} as {registration.entry['id']}", flush=True)
+        git["ledger_entry"] = registration.entry["id"]
+        _run(args, cfg, arms, seeds_of, name, out, command, start, git)
+        registration.finish(results=str(out.relative_to(REPO)))
+    return 0
+
+
+def _run(
+    args: argparse.Namespace,
+    cfg: Any,
+    arms: dict[str, dict],
+    seeds_of: dict[str, list[int]],
+    name: str,
+    out: Path,
+    command: list[str],
+    start: float,
+    git: dict[str, Any],
+) -> None:
+    """Every arm over its seeds on ``args.countbench``; rows written as they finish, then
+    ``run.json``."""
     configs = {(a, s): ex.arm_config(cfg, arms[a], s) for a in arms for s in seeds_of[a]}
-    data = ex.build_data(cfg, [c.verify for c in configs.values()])
+    data = ex.build_data(cfg, [c.verify for c in configs.values()], splits=[args.countbench])
     if args.countbench not in data["countbench"]:
         raise SystemExit(f"the world wrote no {args.countbench} CountBench")
     zero_shot = ex.zero_shot_datasets(data)
@@ -155,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "experiment": name,
             "countbench": args.countbench,
-            "command": "python -m countclip_experiments.counting "
-            + shlex.join(argv or sys.argv[1:]),
+            "command": shlex.join(command[1:]),
             "config": args.config,
             "config_hash": ex.config_hash(cfg, arms),
             "arms_file_sha256": ex.file_sha(ex.ARMS_FILE),
@@ -174,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     print(f"wrote {out}; render with: python scripts/render_results.py")
-    return 0
 
 
 def data_summary(data: dict, configs: dict) -> dict[str, Any]:

@@ -34,7 +34,9 @@ from countclip.yamlconfig import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS_FILE = Path(__file__).resolve().with_name("arms.yaml")
-COUNTBENCHES = ("dev", "confirmatory")
+COUNTBENCHES = ("dev", "dev2", "confirmatory")
+"""dev and dev2 are development sets; confirmatory is read once per registered recipe family
+(:mod:`countclip_experiments.ledger`)."""
 
 
 def load_arms(path: Path = ARMS_FILE) -> dict[str, dict]:
@@ -67,12 +69,13 @@ def arm_config(cfg: PipelineConfig, overrides: Mapping[str, Any], seed: int) -> 
 # --------------------------------------------------------------------------- provenance
 
 
-def git_state() -> dict[str, Any]:
-    """The commit and whether the working tree has uncommitted changes (tracked files)."""
+def git_state(repo: Path = REPO) -> dict[str, Any]:
+    """The commit and whether the working tree has uncommitted changes (tracked files; the
+    confirmatory guard, :mod:`countclip_experiments.ledger`, refuses untracked ones too)."""
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:
@@ -100,16 +103,24 @@ def _verify_key(verify: VerifyConfig) -> str:
 
 
 def build_data(
-    cfg: PipelineConfig, verify_configs: Iterable[Any], runner: Runner | None = None
+    cfg: PipelineConfig,
+    verify_configs: Iterable[Any],
+    runner: Runner | None = None,
+    splits: Iterable[str] = COUNTBENCHES,
 ) -> dict[str, Any]:
     """World -> the pipeline's dataset (:func:`countclip.pipeline.build_dataset`) ->
-    verification(s) -> CountBenches.
+    verification(s) -> the CountBenches of ``splits`` (none for tuning: a CountBench that is
+    not needed is not even downloaded).
 
     Returns the world manifest, the counting and common downloads, one verified counting set per
     distinct verify config (keyed by its JSON, in the order given), and the CountBench stage per
     split. ``cfg`` itself is left as given (the pipeline points a copy at the world), so the
     experiment's config hash is the config's.
     """
+    splits = list(splits)
+    unknown = sorted(set(splits) - set(COUNTBENCHES))
+    if unknown:
+        raise ValueError(f"CountBench splits {unknown}: expected some of {COUNTBENCHES}")
     runner = runner or LocalRunner()
     root = cfg.data_root
     built = cfg.model_copy(deep=True)
@@ -118,7 +129,7 @@ def build_data(
             raise SystemExit(f"{cfg.name}: the counting experiment runs on the synthetic world")
         dataset = pipeline.build_dataset(built, runner)
         benches = {}
-        for split in COUNTBENCHES:
+        for split in splits:
             path = world["outputs"].get(countbench_output(split))
             if path:
                 bench_cfg = cfg.evaluate.model_copy(update={"countbench": path})
@@ -145,7 +156,9 @@ def build_data(
 
 def countbench_output(split: str) -> str:
     """The world manifest's output naming the CountBench of ``split``."""
-    return "countbench" if split == "dev" else f"countbench_{split}"
+    from countclip.synthetic.world_files import countbench_output as of_world
+
+    return of_world(split)  # type: ignore[arg-type]
 
 
 def verified_for(data: Mapping[str, Any], cfg: PipelineConfig) -> dict:
@@ -168,7 +181,7 @@ def fine_tune(
     label: str = "train",
 ) -> dict[str, Any]:
     """λ for the arm's scheme, then the fine-tune from the baseline (one torch thread): the
-    train manifest."""
+    train manifest, or with ``train.wise_ft_alpha`` the wise_ft manifest of that fine-tune."""
     runner = runner or LocalRunner()
     counting = verified_for(data, cfg)
     train = pipeline.from_checkpoint(cfg.train, baseline_checkpoint)
@@ -178,6 +191,22 @@ def fine_tune(
         lambdas = runner.run("lambdas", counting, cfg.lambdas, cfg.data_root)
     dataset = {"verified": counting, "common": data["common"], "lambdas": lambdas}
     return pipeline.fine_tune(dataset, train, runner, cfg.data_root, label).result()
+
+
+def wise_ft(
+    data: Mapping[str, Any],
+    cfg: PipelineConfig,
+    train_manifest: Mapping[str, Any],
+    alpha: float,
+    runner: Runner | None = None,
+    label: str = "train",
+) -> dict[str, Any]:
+    """WiSE-FT of a finished fine-tune of this arm at ``alpha`` (the wise_ft stage, cached):
+    its manifest (``outputs.checkpoint`` is θ(α); ``stats`` its counting validation scores)."""
+    return pipeline.wise_ft(
+        train_manifest, verified_for(data, cfg), alpha, runner or LocalRunner(), cfg.data_root,
+        label,
+    )  # fmt: skip
 
 
 def evaluate(

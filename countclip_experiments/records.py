@@ -67,14 +67,24 @@ def _zero_shot_sets(data_root: Path, baseline: dict[str, Any]) -> dict[str, str]
     return zero_shot_datasets(_upstream(data_root, "world", baseline["inputs"]["world"]))
 
 
-def record_run(train_dir: str | Path) -> dict[str, Any]:
-    """One fine-tune's settings, validation curve and zero-shot validation accuracy."""
-    from countclip.evaluation.zeroshot import zero_shot_eval
-    from countclip.training.model import load_model
+def record_run(stage_dir: str | Path) -> dict[str, Any]:
+    """One fine-tune's settings, validation curve and zero-shot validation accuracy.
 
-    train_dir = Path(train_dir).resolve()
-    data_root = train_dir.parents[1]
-    train = _manifest(train_dir)
+    ``stage_dir`` is a finished train stage, or a finished wise_ft stage (WiSE-FT of a
+    fine-tune): then the row is the fine-tune's, plus ``wise_ft_alpha``, the interpolated
+    model's counting validation scores (``val_balanced_wise_ft``, ``val_per_count_wise_ft``)
+    and its zero-shot validation accuracy in ``zero_shot_val``. A plain fine-tune's row has
+    ``wise_ft_alpha`` None."""
+    from countclip.config import ModelConfig
+    from countclip.evaluation.zeroshot import zero_shot_eval
+    from countclip.training.model import load_model, uses_quick_gelu
+
+    stage_dir = Path(stage_dir).resolve()
+    data_root = stage_dir.parents[1]
+    wise = None
+    train = _manifest(stage_dir)
+    if train.get("stage") == "wise_ft":
+        wise, train = train, _upstream(data_root, "train", train["inputs"]["train"])
     cfg = train["config"]
     baseline = _baseline(data_root, train)
     lambdas = _upstream(data_root, "lambdas", train["inputs"].get("lambdas"))
@@ -87,7 +97,9 @@ def record_run(train_dir: str | Path) -> dict[str, Any]:
     if not curve:
         raise ValueError(f"{train['outputs']['metrics']}: no validation rows")
     best = max(curve, key=lambda r: r["val_count_balanced_acc"])
-    model, preprocess, tokenizer = load_model(cfg["model"]["name"], train["outputs"]["checkpoint"])
+    scored = (wise or train)["outputs"]["checkpoint"]
+    quick_gelu = uses_quick_gelu(ModelConfig.model_validate(cfg["model"]))  # as it started
+    model, preprocess, tokenizer = load_model(cfg["model"]["name"], scored, quick_gelu=quick_gelu)
     zero_shot = zero_shot_eval(
         model, preprocess, tokenizer, _zero_shot_sets(data_root, baseline), split="validation"
     )
@@ -110,6 +122,10 @@ def record_run(train_dir: str | Path) -> dict[str, Any]:
         "val_balanced_best": best["val_count_balanced_acc"],
         "best_step": best["step"],
         "val_per_count_last": curve[-1].get("val_per_count"),
+        "wise_ft_alpha": wise["stats"]["alpha"] if wise else None,
+        "wise_ft_fingerprint": wise["fingerprint"] if wise else None,
+        "val_balanced_wise_ft": wise["stats"]["val_count_balanced_acc"] if wise else None,
+        "val_per_count_wise_ft": wise["stats"]["val_per_count"] if wise else None,
         "zero_shot_val": {task: r["accuracy"] for task, r in zero_shot.items()},
     }
 
@@ -132,7 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--name", required=True, help="the record's file name, no extension")
     parser.add_argument("--note", default="", help="what the runs were for, one line")
-    parser.add_argument("train_dirs", nargs="+", help="finished fine-tunes: <data_root>/train/<fp>")
+    parser.add_argument(
+        "train_dirs",
+        nargs="+",
+        help="finished fine-tunes (<data_root>/train/<fp>) or WiSE-FTs (<data_root>/wise_ft/<fp>)",
+    )
     args = parser.parse_args(argv)
     from countclip.offline import apply_offline_env
 

@@ -32,9 +32,11 @@ def build_count_dataset(
     cfg = prepare("build", cfg, data_root, config_path, overrides)
     with stoppable():
         manifests = pipeline.build(cfg, PrefectRunner(cfg.data_root), select_for(runner))
+    verified = manifests["verified"]["stats"]
     print(
-        f"counting set: {manifests['counting']['stats']['successes']} images, "
-        f"common set: {manifests['common']['stats']['successes']} images, "
+        f"counting set: {manifests['counting']['stats']['successes']} images downloaded, "
+        f"{verified['kept']} kept by verification ({verified['counter']}: what training "
+        f"reads); common set: {manifests['common']['stats']['successes']} images; "
         f"λ: {manifests['lambdas']['stats']['lambdas']}"
     )
     return manifests

@@ -24,6 +24,7 @@ from countclip_tasks.pretrain import pretrain_task
 from countclip_tasks.promote import promote_task
 from countclip_tasks.train import train_task
 from countclip_tasks.verify import verify_task
+from countclip_tasks.wise_ft import wise_ft_task
 from countclip_tasks.world import world_task
 
 TASKS: dict[str, Task] = {
@@ -34,6 +35,7 @@ TASKS: dict[str, Task] = {
     "lambdas": lambdas_task,
     "pretrain": pretrain_task,
     "train": train_task,
+    "wise_ft": wise_ft_task,
     "countbench": countbench_task,
     "evaluate": evaluate_task,
     "promote": promote_task,

@@ -1,4 +1,9 @@
-"""``python -m countclip_flows.server_preflight``: check the Prefect server's database first.
+"""``python -m countclip_flows.server_preflight``: check the Prefect server's secrets and
+database first.
+
+Secrets: a value still holding the ``change-me`` placeholder of ``.env.example`` (copied to
+``.env`` and started as it is) is refused with one line naming the variable: the database and
+the UI would otherwise run behind passwords anyone can read in this repository.
 
 Why: against a PostgreSQL it cannot reach, ``prefect server start`` prints about 180 lines of an
 alembic/asyncpg traceback ending in ``ConnectionRefusedError`` and never names the setting to fix
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -28,6 +34,19 @@ from sqlalchemy.exc import ArgumentError
 SETTING_NAMES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 EXIT_BAD_DATABASE = 2
+SECRETS = ("POSTGRES_PASSWORD", "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_AUTH_STRING")
+EXAMPLE_MARK = "change-me"
+"""What every secret in .env.example holds until the user sets their own."""
+
+
+def example_secrets(environ: dict[str, str]) -> list[str]:
+    """The secret variables (and the database URL's password) still set to the example's."""
+    found = [name for name in SECRETS if EXAMPLE_MARK in environ.get(name, "")]
+    raw = next((environ[n] for n in SETTING_NAMES if environ.get(n)), "")
+    with contextlib.suppress(ArgumentError):
+        if raw and EXAMPLE_MARK in (make_url(raw).password or ""):
+            found.append(setting_name())
+    return found
 
 
 class DatabaseProblem(Exception):
@@ -133,6 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.wait < 0:
         parser.error(f"--wait must be >= 0 seconds, got {args.wait}")
+    if leftovers := example_secrets(dict(os.environ)):
+        print(
+            f"{', '.join(leftovers)}: still the example's value from .env.example "
+            f"({EXAMPLE_MARK}-...): set your own secret in .env before starting the server",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_DATABASE
     raw = PREFECT_API_DATABASE_CONNECTION_URL.value()
     try:
         print(check(raw, args.wait), flush=True)

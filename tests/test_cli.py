@@ -130,7 +130,39 @@ def test_a_stage_error_is_one_line_naming_the_stage_with_the_traceback_in_a_log(
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 15, proc.stderr
     last = proc.stderr.strip().splitlines()
-    assert "countclip build: stage metadata failed (settings: metadata.*): MetadataError" in last[-2]
+    assert (
+        "countclip build: stage metadata failed (settings: metadata.*): MetadataError" in last[-2]
+    )
     assert "bad.parquet" in last[-2]
     log = Path(last[-1].split("full traceback: ")[1])
     assert log.parent == tmp_path / "data" / "logs" and "Traceback" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--set", "train.steps=abc"], "countclip: --set: train.steps: Input should be a valid"),
+        (["--set", "train.steps=[1,"], "countclip: --set 'train.steps=[1,': the value is not YAML"),
+    ],
+)
+def test_a_bad_set_value_is_one_line_blaming_the_set(args: list[str], says: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "countclip_flows.cli", "build", "--config",
+         str(REPO / "configs" / "synthetic-small.yaml"), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and says in proc.stderr
+
+
+def test_a_missing_extends_names_the_config_that_points_to_it(tmp_path: Path) -> None:
+    config = tmp_path / "mine.yaml"
+    config.write_text("extends: base.yaml\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "countclip_flows.cli", "build", "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"{config}: extends: base.yaml: config file not found: {tmp_path / 'base.yaml'}" in (
+        proc.stderr
+    )

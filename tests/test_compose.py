@@ -152,3 +152,34 @@ def test_every_prefect_command_exists(compose: dict) -> None:
         assert code == 0, f"{' '.join(words)}: --help failed\n{help_text[-2000:]}"
         for option in (w.split("=")[0] for w in words if w.startswith("--")):
             assert option in help_text, f"{' '.join(words)}: option {option} not in --help"
+
+
+def test_the_ui_binds_to_loopback_unless_a_host_is_set() -> None:
+    from compose_env import env_example, load
+
+    server = load(env_example())["services"]["server"]
+    assert server["ports"] == ["127.0.0.1:4200:4200"]
+    unset = {k: v for k, v in env_example().items() if k != "PREFECT_UI_HOST"}
+    assert load(unset)["services"]["server"]["ports"] == ["127.0.0.1:4200:4200"]
+    chosen = {**env_example(), "PREFECT_UI_HOST": "0.0.0.0"}
+    assert load(chosen)["services"]["server"]["ports"] == ["0.0.0.0:4200:4200"]
+
+
+def test_the_server_refuses_the_example_secrets(tmp_path: Path) -> None:
+    """``cp .env.example .env; docker compose up`` must not run Postgres and the UI behind
+    passwords anyone can read here: the server's preflight (the service's first command), run
+    with the server service's environment from the example, refuses in one line naming them."""
+    from compose_env import env_example, environment, load
+
+    server = load(env_example())["services"]["server"]
+    env = {**os.environ, **env_example(), **environment(server), "PREFECT_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "countclip_flows.server_preflight", "--wait", "0"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1, line
+    for name in ("POSTGRES_PASSWORD", "PREFECT_SERVER_API_AUTH_STRING"):
+        assert name in line
+    assert "still the example's value" in line

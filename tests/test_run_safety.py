@@ -107,7 +107,7 @@ _ENOSPC_RUN = """
 import json, sys
 from countclip.atomic import DiskFullError
 from countclip.config import DownloadConfig
-from countclip.data.download.passes import run_download_stage
+from countclip.stages.download import run_download_stage
 from countclip_tasks.retrying import retry_transient
 from prefect.states import Failed
 source, data_root, cfg = sys.argv[1], sys.argv[2], DownloadConfig.model_validate_json(sys.argv[3])
@@ -350,3 +350,82 @@ def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path:
 def _json_tail(output: str) -> dict:
     """The ``--json`` result the CLI prints after its log lines."""
     return json.loads(output[output.index("{") :])
+
+
+@pytest.mark.slow
+def test_a_rerun_after_a_full_disk_was_freed_succeeds(tmp_path: Path) -> None:
+    """The pass log keeps every attempt: an earlier attempt's "No space left on device" (the
+    disk was full then) must not fail the rerun after the space was freed."""
+    from countclip.data.download.passes import download_urls
+
+    out = tmp_path / "shards"
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "pass-0.log").write_text(
+        "OSError: [Errno 28] No space left on device: '/data/shards/pass-0/_tmp/3.feather'\n"
+    )
+    cfg = DownloadConfig(processes_count=1, thread_count=8, number_sample_per_shard=10,
+                         retry_failed_passes=0, timeout=10.0)  # fmt: skip
+    with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
+        ids = list(range(91_000, 91_020))
+        urls = [scene_url(srv.base_url, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
+        source = tmp_path / "in.parquet"
+        pq.write_table(pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two"] * 20}), source)
+        summary = download_urls(source, out, cfg, additional_columns=["SAMPLE_ID"])
+    assert summary["successes"] == 20
+    log = (out / "logs" / "pass-0.log").read_text()
+    assert "No space left" in log and "===== countclip: pass-0 started" in log
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_every_download_failing_is_an_error_and_never_cached(tmp_path: Path) -> None:
+    """Every URL refused: the stage fails naming download.min_success and the failure class,
+    writes no manifest, and a rerun once the server answers downloads them."""
+    from countclip.data.download.passes import TooFewDownloads
+    from countclip.stages.download import plan_download_stage, run_download_stage
+
+    port = _free_port()
+    world = WorldConfig(misbehave_fraction=0.0, port=port)
+    base = f"http://127.0.0.1:{port}"
+    ids = list(range(92_000, 92_020))
+    urls = [scene_url(base, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
+    table = tmp_path / "counting.parquet"
+    pq.write_table(pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two stars"] * 20}), table)
+    source = {"fingerprint": "src", "run_id": "src", "outputs": {"counting": str(table)}}
+    cfg = DownloadConfig(processes_count=1, thread_count=8, number_sample_per_shard=10,
+                         retry_failed_passes=0, timeout=5.0)  # fmt: skip
+    root = str(tmp_path / "data")
+    with pytest.raises(TooFewDownloads, match=r"download.min_success: 0 of 20 counting URLs"):
+        run_download_stage(source, "counting", cfg, root)
+    assert plan_download_stage(source, "counting", cfg, root).completed() is None
+    with ImageServer(world):
+        manifest = run_download_stage(source, "counting", cfg, root)
+    assert manifest["stats"]["successes"] == 20
+
+
+@pytest.mark.slow
+def test_a_download_leaves_nothing_in_the_temp_folder(tmp_path: Path, monkeypatch) -> None:
+    """img2dataset's pool workers import wandb, whose import makes temp folders that only an
+    atexit hook removes; the workers leave without it. A pass gets its own temp folder, gone
+    when the pass ends."""
+    from countclip.data.download.passes import download_urls
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    cfg = DownloadConfig(processes_count=2, thread_count=4, number_sample_per_shard=10,
+                         retry_failed_passes=0, timeout=10.0)  # fmt: skip
+    with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
+        ids = list(range(93_000, 93_020))
+        urls = [scene_url(srv.base_url, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
+        source = tmp_path / "in.parquet"
+        pq.write_table(pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two"] * 20}), source)
+        assert download_urls(source, tmp_path / "out", cfg)["successes"] == 20
+    assert [p.name for p in temp.iterdir() if "wandb" in p.name] == []

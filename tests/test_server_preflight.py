@@ -84,7 +84,7 @@ def test_wait_must_not_be_negative(tmp_path: Path) -> None:
 def test_compose_server_command_stops_before_the_server_starts(tmp_path: Path) -> None:
     """The ``server`` service's command and environment, its database on a closed port: one
     line naming the setting after the preflight's retries, and no server."""
-    variables = {**env_example(), "POSTGRES_PASSWORD": SECRET}
+    variables = {**env_example(), "POSTGRES_PASSWORD": SECRET, "PREFECT_AUTH_STRING": "admin:x1"}
     server = load(variables)["services"]["server"]
     env = _env(tmp_path, **variables, **environment(server))
     closed = free_port()

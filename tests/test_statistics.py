@@ -1,4 +1,5 @@
-"""Paired statistics: McNemar's test against hand-computed cases, the paired bootstrap CI."""
+"""Paired statistics: McNemar's test against hand-computed cases, the paired bootstrap CI, the
+seed-level t-interval."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from countclip.evaluation.statistics import EXACT_BELOW, mcnemar, paired_bootstrap_ci
+from countclip.evaluation.statistics import (
+    EXACT_BELOW,
+    mcnemar,
+    paired_bootstrap_ci,
+    seed_t_interval,
+)
 
 
 def _pairs(b01: int, b10: int, both: int = 5, neither: int = 3) -> tuple[list[int], list[int]]:
@@ -114,3 +120,29 @@ def test_bootstrap_rejects_bad_input() -> None:
         paired_bootstrap_ci([1, 0], [1, 0], level=1.5)
     with pytest.raises(ValueError, match="only 0/1"):
         paired_bootstrap_ci([1, 0.5], [1, 0])
+
+
+def test_seed_t_interval_by_hand() -> None:
+    """r2's three per-seed gains on dev2 (+2.1, +10.7, +11.3 points): mean 8.03, sd 5.15, and
+    t(0.975, 2 df) = 4.303, so the seed-level interval is about [-4.8, +20.8]."""
+    res = seed_t_interval([0.021, 0.107, 0.113])
+    sd = math.sqrt(
+        ((0.021 - 0.0803333) ** 2 + (0.107 - 0.0803333) ** 2 + (0.113 - 0.0803333) ** 2) / 2
+    )
+    assert res["n"] == 3 and res["mean"] == pytest.approx(0.0803333, abs=1e-6)
+    assert res["sd"] == pytest.approx(sd, rel=1e-5)
+    half = 4.302652729911275 * sd / math.sqrt(3)
+    assert (res["low"], res["high"]) == (
+        pytest.approx(0.0803333 - half, abs=1e-6),
+        pytest.approx(0.0803333 + half, abs=1e-6),
+    )
+    assert round(100 * res["low"], 1) == -4.8 and round(100 * res["high"], 1) == 20.8
+    # five seeds, all positive and alike: the interval excludes 0
+    five = seed_t_interval([0.11, 0.12, 0.10, 0.13, 0.12])
+    assert 0 < five["low"] < five["mean"] < five["high"]
+    one = seed_t_interval([0.05])  # one seed: no spread, no interval
+    assert one == {"mean": 0.05, "low": None, "high": None, "sd": None, "n": 1}
+    with pytest.raises(ValueError, match="non-empty"):
+        seed_t_interval([])
+    with pytest.raises(ValueError, match="level"):
+        seed_t_interval([0.1, 0.2], level=1.5)

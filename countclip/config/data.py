@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from countclip.config.fields import StrictModel, speed
+from countclip.config.fields import SPEED_ONLY, StrictModel, speed
 from countclip.counts import NUMBER_WORDS
 
 LaionColumn = Literal[
@@ -83,6 +83,11 @@ class DownloadConfig(StrictModel):
     retry_failed_passes: int = Field(
         1, ge=0, description="extra passes that re-queue only failed samples"
     )
+    min_success: float = Field(
+        0.5, ge=0, le=1, json_schema_extra=SPEED_ONLY, description="smallest share of a table's "
+        "URLs that must download: below it the stage is an error naming the failure classes, "
+        "never a cached result (a check: it never changes what is written)",
+    )  # fmt: skip
     number_sample_per_shard: int = Field(1000, ge=1)
     distributor: Literal["multiprocessing", "ray"] = speed(
         "multiprocessing", "img2dataset distributor: where the download processes run")  # fmt: skip

@@ -76,6 +76,16 @@ class TrainConfig(StrictModel):
     eps: float = 1e-6
     weight_decay: float = 0.2
     warmup_steps: int = Field(40, ge=0)
+    wise_ft_alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        exclude_if=lambda value: value is None,  # unset: configs dump (and hash) as before
+        description="WiSE-FT (Wortsman et al. 2022): the saved model is (1 - α)·θ_start + "
+        "α·θ_fine-tuned, θ_start the run's starting weights (model.pretrained: the baseline, or "
+        "OpenAI's). Its own stage after training (wise_ft), so an α sweep reuses the "
+        "fine-tune; None or 1 = the plain fine-tune",
+    )
     grad_clip_norm: float | None = 1.0
     precision: Literal["fp32", "bf16", "amp"] = "fp32"
     val_fraction: float = Field(0.1, ge=0, lt=1)

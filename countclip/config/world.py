@@ -41,9 +41,14 @@ class WorldConfig(StrictModel):
     )
     slow_seconds: float = Field(5.0, ge=0, description="delay of the 'slow' misbehaviour")
     countbench_per_count: int = Field(60, ge=1)
+    dev2_seed: int = Field(
+        1, ge=0, lt=100_000, description="seed and ids of the second development CountBench "
+        "(dev2: the confirmatory CountBench of the runs before issue 32, unchanged)",
+    )  # fmt: skip
     confirmatory_seed: int = Field(
-        1, ge=0, lt=100_000, description="seed and ids of the confirmatory CountBench (final runs)"
-    )
+        32, ge=0, lt=100_000, description="seed and ids of the confirmatory CountBench (final "
+        "runs of a registered recipe; an id range and rng stream no other CountBench uses)",
+    )  # fmt: skip
     port: int = Field(
         0, ge=0, le=65535, description="loopback image server port (0 = a random free port)"
     )

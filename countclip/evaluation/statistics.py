@@ -1,11 +1,17 @@
-"""Paired statistics for two models scored on the same images: McNemar's test and a paired
-bootstrap confidence interval of the accuracy difference.
+"""Paired statistics for two models scored on the same images: McNemar's test, a paired
+bootstrap confidence interval of the accuracy difference, and a t-interval over seeds.
 
 Two models evaluated on the same benchmark are not independent samples: an image that is hard
-for one is usually hard for the other. Both tools here use the pairing. McNemar's test looks only
+for one is usually hard for the other. The tools here use the pairing. McNemar's test looks only
 at the discordant images (one model right, the other wrong); the bootstrap resamples whole images
 (and, with per-seed results, whole seeds first) so the interval carries the benchmark's sampling
 noise and, when given, the training-seed noise.
+
+With a handful of seeds the hierarchical bootstrap understates the seed noise: it resamples
+three seeds from three, and with one seed it has none to resample. :func:`seed_t_interval` is
+the seed-level interval: one difference per seed (each seed pretrains its own baseline and
+fine-tunes both arms from it), Student's t over those, the question "would another seed's
+baseline and fine-tunes show a gain?" with its own degrees of freedom. The claims rest on it.
 """
 
 from __future__ import annotations
@@ -135,3 +141,25 @@ def paired_bootstrap_ci(
     tail = (1 - level) / 2
     low, high = np.quantile(estimates, [tail, 1 - tail])
     return {"diff": float(per_image.mean()), "low": float(low), "high": float(high)}
+
+
+def seed_t_interval(differences: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+    """Student's t confidence interval of the mean of per-seed differences.
+
+    ``differences[s]``: arm − reference on seed ``s`` (each seed its own baseline and
+    fine-tunes, so seeds are the independent units). Returns ``{"mean", "low", "high", "sd",
+    "n"}``; with fewer than two seeds there is no spread to estimate and ``low``, ``high`` and
+    ``sd`` are None.
+    """
+    values = np.asarray(differences, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"differences must be a non-empty 1-D sequence, got shape {values.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    n = int(values.size)
+    mean = float(values.mean())
+    if n < 2:
+        return {"mean": mean, "low": None, "high": None, "sd": None, "n": n}
+    sd = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) * sd / np.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n}

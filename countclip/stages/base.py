@@ -46,6 +46,7 @@ from countclip.atomic import (
     is_disk_full,
 )
 from countclip.fingerprints import canonical, code_version, fingerprint
+from countclip.integrity import file_sum, files_of, intact
 from countclip.progress import Progress, report_to, sub_progress
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "outputs",
     "inputs",
     "upstream_runs",
+    "upstream_content",
+    "content",
+    "files",
     "config",
     "stats",
     "seconds",
@@ -172,6 +176,14 @@ class StagePlan:
     def _upstream_runs(self) -> dict[str, str | None]:
         return {k: (m or {}).get("run_id") for k, m in sorted(self.upstream.items())}
 
+    def _upstream_content(self) -> dict[str, str | None]:
+        """What each upstream stage's outputs *are* (their content digest): a recomputed
+        upstream whose outputs came out byte-identical leaves this stage valid."""
+        return {
+            k: (m or {}).get("content") or (m or {}).get("run_id")
+            for k, m in sorted(self.upstream.items())
+        }
+
     def completed(self) -> dict | None:
         """The manifest, if this stage is done and still valid on disk; else None."""
         manifest = read_manifest(self.directory)
@@ -186,12 +198,16 @@ class StagePlan:
     def _invalid(self, manifest: Mapping[str, Any]) -> str | None:
         if manifest.get("fingerprint") != self.fingerprint:
             return "the manifest names another fingerprint"
-        if dict(manifest.get("upstream_runs") or {}) != self._upstream_runs():
-            return "an upstream stage was recomputed since"
+        if dict(manifest.get("upstream_content") or {}) != self._upstream_content():
+            return "an upstream stage's outputs changed since"
         for name, paths in (manifest.get("outputs") or {}).items():
             for path in paths if isinstance(paths, list) else [paths]:
                 if path is not None and not Path(path).exists():
                     return f"output {name!r} is gone: {path}"
+        for name, recorded in (manifest.get("files") or {}).items():
+            path = self.directory / name
+            if not intact(path, recorded):
+                return f"output file {path} is not as it was written (size or checksum)"
         return None
 
     def run(self, build: Callable[[Path], StageOutput], progress: Progress | None = None) -> dict:
@@ -221,12 +237,13 @@ class StagePlan:
         stale = read_manifest(final) is not None  # a manifest that is no longer valid
         with Timer() as timer:
             if self.stage.resumable:
-                if stale:
-                    shutil.rmtree(final)
+                replaced = self._set_aside(final) if stale else None
                 final.mkdir(parents=True, exist_ok=True)
                 result = build(final)
                 manifest = self._manifest(result, final, final, timer)
                 written = write_manifest(final, manifest)
+                if replaced is not None:  # only now that what replaces it has finished
+                    shutil.rmtree(replaced, ignore_errors=True)
             else:
                 with atomic_dir(final) as work:
                     result = build(work)
@@ -234,6 +251,28 @@ class StagePlan:
                     written = write_manifest(work, manifest)
         report_to(progress)(1.0, f"{self.stage.name} done")
         return written
+
+    def _set_aside(self, final: Path) -> Path | None:
+        """Move a finished but stale stage directory out of the way (kept until its
+        replacement has finished: a failed rebuild must not leave nothing behind). A damaged
+        resumable stage instead keeps its intact files in place and rebuilds only the rest."""
+        manifest = read_manifest(final) or {}
+        damaged = [
+            final / name
+            for name, recorded in (manifest.get("files") or {}).items()
+            if not intact(final / name, recorded)
+        ]
+        upstream_same = dict(manifest.get("upstream_content") or {}) == self._upstream_content()
+        if upstream_same and manifest.get("fingerprint") == self.fingerprint:
+            for path in damaged:  # the stage redoes what is missing (a download: its shards)
+                log.warning("%s is damaged: rebuilding it", path)
+                path.unlink(missing_ok=True)
+            (final / MANIFEST_NAME).unlink(missing_ok=True)
+            return None
+        aside = final.with_name(f"{final.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("%s: upstream changed; kept at %s until its rebuild finishes", final, aside)
+        final.rename(aside)
+        return aside
 
     def _manifest(self, result: StageOutput, work: Path, final: Path, timer: Timer) -> dict:
         def place(path: Any) -> Any:
@@ -255,6 +294,8 @@ class StagePlan:
             "outputs": {k: place(v) for k, v in result.outputs.items()},
             "inputs": {k: (m or {}).get("fingerprint") for k, m in sorted(self.upstream.items())},
             "upstream_runs": self._upstream_runs(),
+            "upstream_content": self._upstream_content(),
+            **_content(result.outputs, work),
             "config": self.config,
             "stats": dict(result.stats),
             "seconds": round(time.perf_counter() - timer.start, 3),
@@ -291,6 +332,25 @@ class StagePlan:
             with contextlib.suppress(OSError):
                 owner.unlink()
             lock.release()
+
+
+def _content(outputs: Mapping[str, Any], work: Path) -> dict[str, Any]:
+    """``files``: every output file's ``[size, sha256]`` as written, by its path relative to
+    the stage directory (files of other stages that an output names are theirs to record);
+    ``content``: their digest, what downstream stages compare to decide they are still valid."""
+    paths = [
+        Path(p)
+        for value in outputs.values()
+        for p in (value if isinstance(value, list) else [value])
+        if p is not None
+    ]
+    work = work.resolve()
+    files = {
+        str(f.resolve().relative_to(work)): file_sum(f)
+        for f in files_of([p if p.is_absolute() else work / p for p in paths])
+        if f.resolve().is_relative_to(work) and f.name != MANIFEST_NAME
+    }
+    return {"files": files, "content": fingerprint(sorted(files.items()), length=32)}
 
 
 def _read_owner(path: Path) -> str:

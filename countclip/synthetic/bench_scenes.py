@@ -1,11 +1,15 @@
 """Synthetic CountBenches: held-out scenes, 2..10 objects, in the real CountBench JSON format.
 
-Two of them, drawn the same way from disjoint ids and seeds:
+Three of them, drawn the same way from disjoint ids and seeds:
 
 - ``dev``: what tuning, the docs and the demo may look at (ids from :data:`COUNTBENCH_ID_BASE`,
   rng seeded by ``world.seed``);
-- ``confirmatory``: looked at only for the final numbers of a recipe fixed beforehand (ids from
-  :data:`CONFIRMATORY_ID_BASE`, rng and ids seeded by ``world.confirmatory_seed``).
+- ``dev2``: a second development set (ids from :data:`DEV2_ID_BASE`, rng and ids seeded by
+  ``world.dev2_seed``). It was the confirmatory CountBench until it had served five
+  experiments, one of them designed after its numbers were seen; its scenes are unchanged;
+- ``confirmatory``: looked at only for the final numbers of a recipe fixed and registered
+  beforehand (ids from :data:`CONFIRMATORY_ID_BASE`, rng and ids seeded by
+  ``world.confirmatory_seed``; an id range and an rng stream no earlier CountBench used).
 
 Real CountBench is a JSON list of ``{"image_url", "text", "number"}``; some of its URLs are dead,
 and so are some here: CountBench ids misbehave on the server like any other id (``404``,
@@ -37,14 +41,22 @@ from countclip.synthetic.world import (
     scene_url,
 )
 
-Split = Literal["dev", "confirmatory"]
-SPLITS: tuple[Split, ...] = ("dev", "confirmatory")
+Split = Literal["dev", "dev2", "confirmatory"]
+SPLITS: tuple[Split, ...] = ("dev", "dev2", "confirmatory")
 SEED_ID_STRIDE = 1_000_000
 """Ids of one seed's scenes span at most this many (9 counts x ``countbench_per_count``)."""
-CONFIRMATORY_ID_BASE = COUNTBENCH_ID_BASE + 100_000_000_000
+DEV2_ID_BASE = COUNTBENCH_ID_BASE + 100_000_000_000
+"""dev2 ids: ``DEV2_ID_BASE + dev2_seed * SEED_ID_STRIDE + index`` (the former confirmatory
+CountBench's ids, unchanged)."""
+CONFIRMATORY_ID_BASE = COUNTBENCH_ID_BASE + 300_000_000_000
 """Confirmatory ids: ``CONFIRMATORY_ID_BASE + confirmatory_seed * SEED_ID_STRIDE + index``."""
 CUE_FIT_ID_BASE = COUNTBENCH_ID_BASE + 500_000_000_000
-"""Scenes drawn like a CountBench's, only to fit the cue-only classifiers (never evaluated)."""
+"""Scenes drawn like the dev and dev2 CountBenches, only to fit the cue-only classifiers (never
+evaluated)."""
+CONFIRMATORY_CUE_FIT_ID_BASE = COUNTBENCH_ID_BASE + 400_000_000_000
+"""The same for the confirmatory CountBench, in a range of its own."""
+_RNG_TAGS = {"dev": 0xC0B1, "dev2": 0xC0B2, "confirmatory": 0xC0B3}
+"""Each CountBench's rng stream (dev2 keeps the tag it had as the confirmatory CountBench)."""
 
 
 def _check_per_count(per_count: int, field: str) -> None:
@@ -81,12 +93,23 @@ def countbench_scenes(world: WorldConfig, split: Split = "dev") -> list[tuple[Sc
     per = world.countbench_per_count
     _check_per_count(per, "world.countbench_per_count")
     if split == "dev":
-        return _draw_scenes(COUNTBENCH_ID_BASE, per, np.random.default_rng([world.seed, 0xC0B1]))
-    if split == "confirmatory":
-        seed = world.confirmatory_seed
-        first = CONFIRMATORY_ID_BASE + seed * SEED_ID_STRIDE
-        return _draw_scenes(first, per, np.random.default_rng([seed, 0xC0B2]))
-    raise ValueError(f"CountBench split must be one of {SPLITS}, got {split!r}")
+        first = COUNTBENCH_ID_BASE
+    elif split == "dev2":
+        first = DEV2_ID_BASE + world.dev2_seed * SEED_ID_STRIDE
+    elif split == "confirmatory":
+        first = CONFIRMATORY_ID_BASE + world.confirmatory_seed * SEED_ID_STRIDE
+    else:
+        raise ValueError(f"CountBench split must be one of {SPLITS}, got {split!r}")
+    return _draw_scenes(
+        first, per, np.random.default_rng([split_seed(world, split), _RNG_TAGS[split]])
+    )
+
+
+def split_seed(world: WorldConfig, split: Split) -> int:
+    """The seed that draws the ``split`` CountBench (and its cue-fit scenes)."""
+    return {"dev": world.seed, "dev2": world.dev2_seed, "confirmatory": world.confirmatory_seed}[
+        split
+    ]
 
 
 def cue_fit_scenes(world: WorldConfig, split: Split, per_count: int) -> list[Scene]:
@@ -95,8 +118,11 @@ def cue_fit_scenes(world: WorldConfig, split: Split, per_count: int) -> list[Sce
     _check_per_count(per_count, "cue-fit per_count")
     if split not in SPLITS:
         raise ValueError(f"CountBench split must be one of {SPLITS}, got {split!r}")
-    seed = world.seed if split == "dev" else world.confirmatory_seed
-    first = CUE_FIT_ID_BASE + (2 * (seed % 100_000) + SPLITS.index(split)) * SEED_ID_STRIDE
+    seed = split_seed(world, split)
+    if split == "confirmatory":
+        first = CONFIRMATORY_CUE_FIT_ID_BASE + seed * SEED_ID_STRIDE
+    else:  # dev 0, dev2 1: the ids and draws they had before the confirmatory CountBench was new
+        first = CUE_FIT_ID_BASE + (2 * (seed % 100_000) + SPLITS.index(split)) * SEED_ID_STRIDE
     rng = np.random.default_rng([seed, 0xC0E5, SPLITS.index(split)])
     return [scene for scene, _ in _draw_scenes(first, per_count, rng)]
 

@@ -86,10 +86,10 @@ def countbench_cue_baselines(
 
 
 def cue_report(world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT) -> dict[str, Any]:
-    """The cue-only baselines of both CountBenches: ``{"chance": 1/9, "cues": [...],
-    "dev": {cue: accuracy}, "confirmatory": {...}, "scenes": {split: per-scene guesses}}`` (the
-    guesses as :func:`countbench_cue_predictions` returns them), the rows a benchmark prints
-    beside the models."""
+    """The cue-only baselines of every CountBench: ``{"chance": 1/9, "cues": [...],
+    "dev": {cue: accuracy}, "dev2": {...}, "confirmatory": {...}, "scenes": {split: per-scene
+    guesses}}`` (the guesses as :func:`countbench_cue_predictions` returns them), the rows a
+    benchmark prints beside the models."""
     report: dict[str, Any] = {"chance": 1 / len(COUNTS), "cues": list(CUES), "scenes": {}}
     for split in SPLITS:
         scenes = countbench_cue_predictions(world, split, fit_per_count)

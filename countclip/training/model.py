@@ -123,12 +123,20 @@ def create_model(
     ``lock_image_tower`` / ``lock_text_tower`` so the unlocked-groups semantics are theirs.
     """
     pretrained = _check_pretrained(cfg.pretrained)
-    model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        cfg.name,
-        pretrained=pretrained,
-        device=torch.device(device),
-        force_quick_gelu=uses_quick_gelu(cfg),
-    )
+    try:
+        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+            cfg.name,
+            pretrained=pretrained,
+            device=torch.device(device),
+            force_quick_gelu=uses_quick_gelu(cfg),
+        )
+    except Exception as exc:
+        if pretrained and looks_like_path(pretrained):  # torch's zip errors name no file
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(
+                f"model.pretrained: {pretrained}: not a readable checkpoint of {cfg.name} ({why})"
+            ) from exc
+        raise
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups)
     if cfg.lock_text:

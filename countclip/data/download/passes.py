@@ -53,7 +53,7 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ from countclip.data.download.results import (
     classify_error,
     completed_shards,
     final_status,
+    forget_retryable,
     ledger_path,
     pass_dirs,
     pass_record,
@@ -79,6 +80,7 @@ from countclip.data.download.results import (
     repair_pass,
     shard_paths,
     summarise,
+    sums_path,
 )
 from countclip.data.download.runner import DownloadStopped, img2dataset_kwargs, run_img2dataset
 from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob
@@ -300,7 +302,12 @@ def _drop_passes_from(output_dir: Path, state: dict[str, Any], first: int) -> No
     for pass_no, pass_dir in pass_dirs(output_dir):
         if pass_no >= first:
             shutil.rmtree(pass_dir)
-            for leftover in (output_dir / f"pass-{pass_no}.input.parquet", ledger_path(pass_dir)):
+            leftovers = (
+                output_dir / f"pass-{pass_no}.input.parquet",
+                ledger_path(pass_dir),
+                sums_path(pass_dir),
+            )
+            for leftover in leftovers:
                 leftover.unlink(missing_ok=True)
     state["passes"] = [p for p in state["passes"] if p["pass"] < first]
 
@@ -313,6 +320,24 @@ def _same_rows(path: Path, rows: list[int]) -> bool:
         return pq.read_table(path, columns=[ROW_COL]).column(ROW_COL).to_pylist() == rows
     except Exception:
         return False
+
+
+class TooFewDownloads(DownloadError):
+    """Fewer URLs downloaded than ``download.min_success`` asks: an error, never a dataset."""
+
+
+def check_success(summary: Mapping[str, Any], minimum: float, table: str) -> None:
+    """Raise :class:`TooFewDownloads` unless ``successes >= minimum * input_rows``."""
+    rows, successes = summary["input_rows"], summary["successes"]
+    if rows and successes >= minimum * rows:
+        return
+    failures = summary.get("failures_by_error") or {}
+    why = ", ".join(f"{n} {cls}" for cls, n in sorted(failures.items(), key=lambda kv: -kv[1]))
+    raise TooFewDownloads(
+        f"download.min_success: {successes} of {rows} {table} URLs downloaded (needs "
+        f"{minimum:.0%}; failures: {why or 'none recorded'}); rerun when the source answers "
+        "(its transient failures are retried), or lower download.min_success"
+    )
 
 
 def download_table(
@@ -343,6 +368,11 @@ def download_table(
         additional_columns=additional,
         progress=progress,
     )
+    try:
+        check_success(summary, cfg.min_success, table)
+    except TooFewDownloads:
+        forget_retryable(work / "shards", cfg.retry_error_classes)  # a rerun retries them
+        raise
     with atomic_path(work / "results.parquet") as tmp:
         pq.write_table(read_results(work / "shards"), tmp)
     return {"shards": summary["shards"], "results": work / "results.parquet"}, {

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from countclip.atomic import atomic_write_json
+from countclip.integrity import intact
 
 STATE_NAME = "download.json"
 ROW_COL = "countclip_row"
@@ -167,8 +168,24 @@ def write_ledger(pass_dir: Path, shards: Mapping[int, float | None]) -> None:
     )
 
 
+SUMS_SUFFIX = ".sums.json"
+def sums_path(pass_dir: Path) -> Path:
+    """``pass-<i>.sums.json``: each ledgered shard's tar size and SHA-256, as written."""
+    return pass_dir.with_name(pass_dir.name + SUMS_SUFFIX)
+
+
+def read_sums(pass_dir: Path) -> dict[int, list]:
+    try:
+        raw = json.loads(sums_path(pass_dir).read_text())
+        return {int(sid): value for sid, value in raw.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def completed_shards(pass_dir: Path) -> dict[int, dict[str, Any]]:
-    """shard id -> stats for the shards that count: finished *and* in the pass's ledger.
+    """shard id -> stats for the shards that count: finished, in the pass's ledger, and with
+    their tar as it was written (size, and checksum when asked: a truncated shard is redone,
+    never read short).
 
     The download runner adds a shard to the ledger when it sees it finished while it (the
     parent) is alive. img2dataset's workers can finish shards after their parent died (with
@@ -176,10 +193,13 @@ def completed_shards(pass_dir: Path) -> dict[int, dict[str, Any]]:
     never count, and :func:`repair_pass` deletes them before a rerun.
     """
     trusted = read_ledger(pass_dir)
+    sums = read_sums(pass_dir)
     return {
         sid: stats
         for sid, stats in finished_shards(pass_dir).items()
-        if sid in trusted and trusted[sid] == ledger_key(stats)
+        if sid in trusted
+        and trusted[sid] == ledger_key(stats)
+        and intact(pass_dir / f"{stats['shard']}.tar", sums.get(sid))
     }
 
 
@@ -200,6 +220,26 @@ def repair_pass(pass_dir: Path) -> list[str]:
                 (pass_dir / f"{stem}{suffix}").unlink()
         deleted.append(stem)
     return deleted
+
+
+def forget_retryable(output_dir: Path, classes: Sequence[str]) -> int:
+    """Delete every finished shard holding a failure of ``classes`` (transient ones), in every
+    pass, so the next run downloads those URLs again; returns how many shards went. A download
+    that ended below ``download.min_success`` does this before it fails: otherwise a rerun
+    would find every shard done and fail the same way, with the network long back."""
+    wanted, forgotten = set(classes), 0
+    for _, pass_dir in pass_dirs(output_dir):
+        for stats in finished_shards(pass_dir).values():
+            stem = pass_dir / stats["shard"]
+            table = pq.read_table(f"{stem}.parquet", columns=["status", "error_message"])
+            found = _classify_column(
+                table.column("status").to_pylist(), table.column("error_message").to_pylist()
+            )
+            if wanted & set(found):
+                for suffix in ("_stats.json", ".tar", ".parquet"):
+                    Path(f"{stem}{suffix}").unlink(missing_ok=True)
+                forgotten += 1
+    return forgotten
 
 
 def pass_dirs(output_dir: Path) -> list[tuple[int, Path]]:

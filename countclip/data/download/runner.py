@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,7 +176,33 @@ def run_img2dataset(
     engine = dict(engine or {"distributor": job.kwargs["distributor"]})
     # defaults only: albumentations' update check in every worker, wandb, the engine's own
     env = {**OFFLINE_ENV, **engine.pop("env", {}), **os.environ}
+    # The pass's own temp folder, removed when it ends: img2dataset's pool workers import
+    # wandb, whose import makes temp folders that only an atexit hook removes, and pool
+    # workers leave with os._exit (without this, every build left ~4 in $TMPDIR).
+    scratch = job.log_dir / f"{job.name}.tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
+    try:
+        return _run(job, watch, args_path, engine, env, progress, span, start)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(
+    job: PassJob,
+    watch: PassWatch,
+    args_path: Path,
+    engine: dict[str, Any],
+    env: dict[str, str],
+    progress: Progress | None,
+    span: tuple[float, float],
+    start: float,
+) -> float:
     with open(watch.log_path, "ab") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"\n===== countclip: {job.name} started {stamp} =====\n".encode())
+        log.flush()
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -218,16 +245,17 @@ def run_img2dataset(
             _kill_group(proc)
             raise
     _kill_group(proc)  # the pool's workers share the child's group: none may outlive the pass
-    if proc.returncode == CLUSTER_EXIT and (why := _cluster_error(watch.log_path)):
+    if proc.returncode == CLUSTER_EXIT and (why := _cluster_error(watch.log_path, watch.log_start)):
         raise ClusterUnreachable(f"img2dataset {job.name}: {why} (log {watch.log_path})")
     watch.finish(proc.returncode)
     return time.perf_counter() - start
 
 
-def _cluster_error(log_path: Path) -> str | None:
-    """The child's last word when it could not start or join its cluster, or None."""
+def _cluster_error(log_path: Path, start: int = 0) -> str | None:
+    """The child's last word when it could not start or join its cluster, or None (only what
+    this attempt wrote, from ``start``, is read)."""
     with contextlib.suppress(OSError), open(log_path, "rb") as log:
-        log.seek(max(0, log.seek(0, os.SEEK_END) - 64_000))
+        log.seek(max(start, log.seek(0, os.SEEK_END) - 64_000))
         lines = log.read().decode(errors="replace").splitlines()
         marked = [ln for ln in lines if ln.startswith("COUNTCLIP_CLUSTER_ERROR ")]
         if not marked:

@@ -24,15 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from countclip.atomic import DISK_FULL_ERRNOS, disk_full, free_bytes, is_disk_full
+from countclip.atomic import (
+    DISK_FULL_ERRNOS,
+    atomic_write_json,
+    disk_full,
+    free_bytes,
+    is_disk_full,
+)
 from countclip.data.download.results import (
     completed_shards,
     finished_shards,
     ledger_key,
     read_ledger,
+    read_sums,
     shard_finished,
+    sums_path,
     write_ledger,
 )
+from countclip.integrity import file_sum
 
 LOW_SPACE_BYTES = 1 << 20
 """Below this much free space on the output's filesystem, a failed pass is a full disk."""
@@ -88,7 +97,11 @@ class PassWatch:
         self._dir_mtime: int | None = None
         self._next_listing = 0.0
         self._in_progress: list[Path] = []
-        self._log_offset = 0
+        # The log is appended to by every attempt of the pass: only what this attempt writes
+        # counts (an earlier attempt's "No space left" must not fail a rerun after space was
+        # freed).
+        self.log_start = _size(self.log_path) or 0
+        self._log_offset = self.log_start
         self._log_tail = b""
         self._no_space_line: str | None = None
         self._cpu: tuple[float, float] | None = None  # (when, group CPU seconds) last looked at
@@ -149,21 +162,32 @@ class PassWatch:
         except FileNotFoundError:
             return
         stats_names = {n for n in names if n.endswith("_stats.json")}
-        new = {}
+        new, tars = {}, {}
         for name in stats_names:
             sid = _shard_no(name)
             if sid is None or sid in self.trusted:
                 continue
             if (stats := shard_finished(self.out / name)) is not None:
                 new[sid] = ledger_key(stats)
+                tars[sid] = self.out / name.replace("_stats.json", ".tar")
         if new:
             self.trusted = {**self.trusted, **new}
+            self._record_sums(tars)
             self._write_ledger()
         self._in_progress = [
             self.out / n
             for n in names
             if n.endswith((".tar", ".parquet")) and _shard_no(n) not in self.trusted
         ]
+
+    def _record_sums(self, tars: dict[int, Path]) -> None:
+        """Each newly finished shard's tar size and SHA-256, before it enters the ledger: what
+        a later cache hit compares against."""
+        sums = read_sums(self.out)
+        for sid, tar in tars.items():
+            with contextlib.suppress(FileNotFoundError):  # a shard of failures only: no tar
+                sums[sid] = file_sum(tar)
+        atomic_write_json(sums_path(self.out), {str(k): v for k, v in sorted(sums.items())})
 
     def _write_ledger(self) -> None:
         try:

@@ -267,7 +267,8 @@ def verify_download(
     if cfg.counter == "none":
         kept_shards, decisions = shards, _pass_through(results, work)
     else:
-        kept_shards, files = _decide_all(shards, cfg, work, report)
+        expected = _successes_per_shard(results)
+        kept_shards, files = _decide_all(shards, cfg, work, report, expected)
         decisions = pa.concat_tables(
             [DECISIONS_SCHEMA.empty_table()]
             + [pq.read_table(f, schema=DECISIONS_SCHEMA) for f in files]
@@ -284,10 +285,30 @@ def verify_download(
     return outputs, _stats(decisions, cfg.counter, time.perf_counter() - started)
 
 
+class ShardDamaged(ValueError):
+    """A download shard holds fewer samples than its download results say it does."""
+
+
+def _successes_per_shard(results: Path) -> Counter[str]:
+    table = pq.read_table(results, columns=["shard", "status"])
+    return Counter(
+        shard
+        for shard, status in zip(
+            table.column("shard").to_pylist(), table.column("status").to_pylist(), strict=True
+        )
+        if status == "success"
+    )
+
+
 def _decide_all(
-    shards: Sequence[str], cfg: VerifyConfig, work: Path, report: Progress
+    shards: Sequence[str],
+    cfg: VerifyConfig,
+    work: Path,
+    report: Progress,
+    expected: Mapping[str, int] | None = None,
 ) -> tuple[list[str], list[Path]]:
-    """Decide every shard not decided yet (a rerun after a kill resumes here)."""
+    """Decide every shard not decided yet (a rerun after a kill resumes here). A shard with
+    fewer samples than its download results list is damaged: an error, never read short."""
     for leftover in [*work.glob("decisions/.*.tmp"), *work.glob("shards/.*.tmp")]:
         leftover.unlink()  # a killed writer's temp file; the lock says no one else writes
     counter: ObjectCounter | None = None
@@ -298,7 +319,7 @@ def _decide_all(
         if not done.exists():
             counter = counter or build_counter(cfg)
             step = 1.0 / len(shards)
-            verify_shard(
+            decided = verify_shard(
                 shard,
                 counter,
                 kept_tar,
@@ -306,6 +327,15 @@ def _decide_all(
                 cfg.batch_size,
                 lambda f, m, i=i, step=step: report((i + f) * step * 0.98, f"verified {m}"),
             )
+            want = (expected or {}).get(shard_label(shard))
+            if want is not None and decided.num_rows != want:
+                done.unlink(missing_ok=True)
+                kept_tar.unlink(missing_ok=True)
+                raise ShardDamaged(
+                    f"{shard}: {decided.num_rows} samples readable, its download results list "
+                    f"{want}: the shard is damaged (truncated?); rerun the build to download it "
+                    "again"
+                )
         files.append(done)
         if kept_tar.exists():
             kept.append(str(kept_tar))

@@ -1,0 +1,300 @@
+"""The confirmatory ledger: every run on a confirmatory CountBench registers itself, in a
+committed file, before it reads anything.
+
+``results/ledger.json`` is a list of entries, one per confirmatory run ever started: the
+experiment, the recipe family, which CountBench (a digest of its scenes, so a renamed split or
+another world with the same scenes is the same CountBench), the commit, the config and arms
+hashes, the seeds, the command, when it started, and its status (``started``, then
+``finished`` or ``aborted``). The guard (:func:`register`):
+
+- refuses a tree with any modified **or untracked** file (``git status --porcelain``; ignored
+  build outputs such as ``data/`` and ``.venv/`` are not the recipe), so what ran is a commit;
+- refuses a second entry for the same CountBench and recipe family, whatever the experiment's
+  ``--name``. The entries it compares against are the union of the ledger in this tree and in
+  every branch head, every worktree's HEAD and every ``refs/countclip-ledger/*`` ref of the
+  repository: a worktree (or a branch) started before an entry was made still sees it;
+- writes the entry and commits that one file (``git commit -- results/ledger.json``), and
+  points ``refs/countclip-ledger/<id>`` at the commit, before the run starts; a run that
+  cannot commit its entry does not start;
+- updates the entry's status when the run ends (``finished``; ``aborted`` with the error,
+  interrupts included) and commits that too. A run killed outright stays ``started``: it
+  still counts, so an aborted run can never be repeated.
+
+The recipe family names the question a confirmatory run answers (:data:`FAMILIES`); a new
+family is a code change, reviewed like any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LEDGER = Path("results") / "ledger.json"
+"""Where the ledger lives, relative to the repository root."""
+REF_PREFIX = "refs/countclip-ledger/"
+FAMILIES: dict[str, str] = {
+    "counting": "a CountCLIP recipe against the strong L_CLIP-only control: does it teach "
+    "counting (the naive-filtered ablation beside it)?",
+    "noise": "naive vs verified counting sets at another share of wrong captions (a "
+    "descriptive ablation of one committed recipe)",
+}
+"""Recipe families: one confirmatory read per CountBench and family."""
+STATUSES = ("started", "finished", "aborted")
+
+
+class LedgerRefused(SystemExit):
+    """The guard refused the run (the message says why); exits non-zero like SystemExit."""
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=check
+    )  # fmt: skip
+
+
+def toplevel(path: Path) -> Path:
+    """The root of the git working tree holding ``path`` (refuses outside one)."""
+    try:
+        out = _git(path, "rev-parse", "--show-toplevel").stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise LedgerRefused(f"{path}: not a git working tree ({exc}); commit the recipe") from exc
+    return Path(out)
+
+
+def dirty_files(repo: Path) -> list[str]:
+    """Modified, staged, deleted **and untracked** paths (``git status --porcelain``); ignored
+    files are not listed."""
+    out = _git(repo, "status", "--porcelain", "--untracked-files=all").stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def countbench_digest(scenes: Any) -> str:
+    """What identifies a CountBench: every scene's id, count, kind and caption, hashed."""
+    rows = [[s.sample_id, s.count, s.shape, s.colour, text] for s, text in scenes]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def _read(text: str | None, where: str) -> list[dict[str, Any]]:
+    if not text:
+        return []
+    entries = json.loads(text)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise LedgerRefused(f"{where}: the ledger must be a JSON list of entries")
+    return entries
+
+
+def _refs(repo: Path) -> list[str]:
+    """Every commit whose ledger counts: branch heads, ledger refs, each worktree's HEAD."""
+    out = _git(repo, "for-each-ref", "--format=%(objectname)", "refs/heads", REF_PREFIX).stdout
+    commits = set(out.split())
+    worktrees = _git(repo, "worktree", "list", "--porcelain").stdout
+    commits |= {line.split()[1] for line in worktrees.splitlines() if line.startswith("HEAD ")}
+    head = _git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).stdout.strip()
+    return sorted(commits | ({head} if head else set()))
+
+
+def known_entries(repo: Path) -> list[dict[str, Any]]:
+    """Every entry of the ledger as this tree, every branch, worktree and ledger ref hold it
+    (deduplicated by id; the latest status of an entry wins: finished/aborted over started)."""
+    found: dict[str, dict[str, Any]] = {}
+    sources = [(None, repo / LEDGER)] + [(commit, None) for commit in _refs(repo)]
+    for commit, path in sources:
+        if path is not None:
+            text = path.read_text() if path.is_file() else None
+            where = str(path)
+        else:
+            shown = _git(repo, "show", f"{commit}:{LEDGER.as_posix()}", check=False)
+            text, where = (shown.stdout if shown.returncode == 0 else None), f"{commit}:{LEDGER}"
+        for entry in _read(text, where):
+            key = entry.get("id") or json.dumps(entry, sort_keys=True)
+            if key not in found or found[key].get("status") == "started":
+                found[key] = entry
+    return list(found.values())
+
+
+def conflicts(
+    entries: list[dict[str, Any]], countbench: Mapping[str, Any], family: str
+) -> list[dict[str, Any]]:
+    """The entries that used this CountBench for this recipe family."""
+    return [
+        e
+        for e in entries
+        if e.get("family") == family
+        and (e.get("countbench") or {}).get("digest") == countbench["digest"]
+    ]
+
+
+def _commit(repo: Path, message: str) -> str:
+    """Commit the ledger file alone (whatever else is staged stays staged); the new commit."""
+    path = LEDGER.as_posix()
+    _git(repo, "add", "--", path)
+    done = _git(repo, "commit", "-q", "-m", message, "--", path, check=False)
+    if done.returncode != 0:
+        raise LedgerRefused(
+            f"could not commit {path} (git commit: {done.stderr.strip() or done.stdout.strip()}); "
+            "the run does not start unregistered"
+        )
+    return _git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def _write(repo: Path, entries: list[dict[str, Any]]) -> None:
+    path = repo / LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _set_status(repo: Path, entry_id: str, **fields: Any) -> dict[str, Any]:
+    """Update one entry of this tree's ledger, commit it, move its ref to the new commit."""
+    entries = _read((repo / LEDGER).read_text() if (repo / LEDGER).is_file() else None, "ledger")
+    mine = next((e for e in entries if e.get("id") == entry_id), None)
+    if mine is None:  # edited by hand while the run ran: say so, never invent it back
+        raise LedgerRefused(f"{repo / LEDGER}: entry {entry_id} is gone from the ledger")
+    mine.update(fields)
+    _write(repo, entries)
+    commit = _commit(repo, f"ledger: {mine['experiment']} {fields.get('status', 'updated')}")
+    _git(repo, "update-ref", REF_PREFIX + entry_id, commit)
+    return mine
+
+
+@dataclass
+class Registration:
+    """A registered confirmatory run: its entry and the commit that registered it."""
+
+    repo: Path
+    entry: dict[str, Any]
+    commit: str
+
+    def finish(self, **fields: Any) -> dict[str, Any]:
+        self.entry = _set_status(
+            self.repo, self.entry["id"], status="finished", finished_at=_now(), **fields
+        )
+        return self.entry
+
+    def abort(self, reason: str) -> dict[str, Any]:
+        self.entry = _set_status(
+            self.repo, self.entry["id"], status="aborted", finished_at=_now(), reason=reason
+        )
+        return self.entry
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def register(
+    where: Path,
+    *,
+    experiment: str,
+    family: str,
+    countbench: Mapping[str, Any],
+    config: str,
+    config_hash: str,
+    arms_file_sha256: str,
+    seeds: list[int],
+    seeds_by_arm: Mapping[str, list[int]],
+    command: list[str] | str,
+) -> Registration:
+    """Check the tree and the ledger, then write and commit this run's entry (status
+    ``started``). Raises :class:`LedgerRefused` instead of registering when the tree has any
+    modified or untracked file, when the family is unknown, or when an entry for this
+    CountBench and family exists anywhere in the repository."""
+    repo = toplevel(Path(where))
+    if family not in FAMILIES:
+        raise LedgerRefused(f"recipe family {family!r}: expected one of {sorted(FAMILIES)}")
+    dirty = dirty_files(repo)
+    if dirty:
+        shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
+        raise LedgerRefused(
+            f"confirmatory CountBench: the tree has uncommitted or untracked files ({shown}); "
+            "commit the recipe (config, countclip_experiments/arms.yaml, code) first, so the "
+            "numbers trace to a commit"
+        )
+    used = conflicts(known_entries(repo), countbench, family)
+    if used:
+        seen = "; ".join(
+            f"{e.get('experiment')} ({e.get('status')}, {e.get('started_at')}, commit "
+            f"{str(e.get('commit'))[:12]})"
+            for e in used
+        )
+        raise LedgerRefused(
+            f"the {countbench.get('split')} CountBench {countbench['digest']} was already "
+            f"used for recipe family {family!r}: {seen}. A confirmatory CountBench answers "
+            "one family once; a new question needs a fresh CountBench (world.confirmatory_seed)"
+        )
+    head = _git(repo, "rev-parse", "HEAD").stdout.strip()
+    entry = {
+        "id": uuid.uuid4().hex[:12],
+        "experiment": experiment,
+        "family": family,
+        "countbench": dict(countbench),
+        "commit": head,
+        "config": config,
+        "config_hash": config_hash,
+        "arms_file_sha256": arms_file_sha256,
+        "seeds": list(seeds),
+        "seeds_by_arm": {k: list(v) for k, v in seeds_by_arm.items()},
+        "command": command if isinstance(command, str) else shlex.join(command),
+        "worktree": str(repo),
+        "host": socket.gethostname(),
+        "started_at": _now(),
+        "status": "started",
+    }
+    entries = _read((repo / LEDGER).read_text() if (repo / LEDGER).is_file() else None, "ledger")
+    _write(repo, [*entries, entry])
+    try:
+        commit = _commit(
+            repo,
+            f"ledger: register {experiment} on the {countbench.get('split')} CountBench "
+            f"{countbench['digest']} (family {family})",
+        )
+    except LedgerRefused:
+        _write(repo, entries) if entries else (repo / LEDGER).unlink(missing_ok=True)
+        raise
+    _git(repo, "update-ref", REF_PREFIX + entry["id"], commit)
+    return Registration(repo, entry, commit)
+
+
+@contextmanager
+def registered(where: Path, **fields: Any) -> Iterator[Registration]:
+    """:func:`register`, then the block; the entry becomes ``finished`` when the block ends
+    (unless it called :meth:`Registration.finish` itself, with its own fields) and
+    ``aborted`` (with the error) when it raises, interrupts and SIGTERM included."""
+    registration = register(where, **fields)
+    previous = _raise_on_sigterm()
+    try:
+        yield registration
+    except BaseException as exc:
+        registration.abort(f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if registration.entry.get("status") == "started":
+        registration.finish()
+
+
+def _raise_on_sigterm() -> Any:
+    """Make SIGTERM an exception (so the entry says ``aborted``); the previous handler, or
+    None off the main thread (where signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stop)
