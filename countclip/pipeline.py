@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from countclip.config import PipelineConfig, TrainConfig
@@ -43,22 +44,10 @@ class Step:
     synthetic_only: bool = False
 
 
+WORLD_OUTPUTS = ("metadata", "countbench", "countbench_dev2", "countbench_confirmatory", "cues",
+                 "ground_truth", "zero_shot")  # fmt: skip
 STAGES: tuple[Step, ...] = (
-    Step(
-        "world",
-        "world_stage",
-        (),
-        (
-            "metadata",
-            "countbench",
-            "countbench_dev2",
-            "countbench_confirmatory",
-            "cues",
-            "ground_truth",
-            "zero_shot",
-        ),
-        synthetic_only=True,
-    ),
+    Step("world", "world_stage", (), WORLD_OUTPUTS, synthetic_only=True),
     Step("metadata", "metadata_stage", ("world",), ("candidates", "common")),
     Step("captions", "caption_stage", ("metadata",), ("counting", "rejected", "common")),
     Step("download", "download_stage", ("captions",), ("shards", "results")),
@@ -289,45 +278,17 @@ def fine_tune(
     data: Mapping[str, dict], cfg: TrainConfig, runner: Runner, root: str, label: str
 ) -> Pending:
     """Start the train stage on a built dataset (the verified counting set, the common set and
-    λ); ``.result()`` is its manifest, or with ``cfg.wise_ft_alpha`` set (and not 1) the
-    manifest of the wise_ft stage that interpolates it (its ``outputs.checkpoint`` is θ(α)).
-
-    The train stage always gets ``cfg`` without ``wise_ft_alpha``: every α reuses one
-    fine-tune."""
+    λ); ``.result()`` is its manifest, or with ``cfg.wise_ft_alpha`` (not 1) the wise_ft
+    stage's, θ(α). The train stage gets ``cfg`` without α: every α reuses one fine-tune."""
     alpha = cfg.wise_ft_alpha
     plain = cfg.model_copy(update={"wise_ft_alpha": None})
     args = (data["verified"], data["common"], data["lambdas"], plain, root)
     trained = runner.submit("train", *args, label=label)
     if alpha is None or alpha == 1:
         return trained
-    return Then(
-        trained,
-        lambda manifest: wise_ft(manifest, data["verified"], alpha, runner, root, label),
-    )
-
-
-def wise_ft(
-    train_manifest: Mapping[str, Any],
-    counting_manifest: Mapping[str, Any],
-    alpha: float,
-    runner: Runner,
-    root: str,
-    label: str,
-) -> dict:
-    """The wise_ft stage on a finished fine-tune (its counting set: the validation split)."""
-    return runner.run("wise_ft", train_manifest, counting_manifest, alpha, root, label=label)
-
-
-@dataclass(frozen=True)
-class Then:
-    """A started stage followed by another: ``.result()`` waits for the first and runs
-    ``then`` on its outcome (the second runs in whichever thread asks)."""
-
-    first: Pending
-    then: Callable[[Any], Any]
-
-    def result(self) -> Any:
-        return self.then(self.first.result())
+    wise = ("wise_ft", data["verified"], alpha, root)  # the fine-tune's validation split
+    then = lambda: runner.run(wise[0], trained.result(), *wise[1:], label=label)  # noqa: E731
+    return SimpleNamespace(result=then)  # a Pending: the interpolation runs when asked
 
 
 def checkpoint_of(train_manifest: Mapping[str, Any]) -> str | None:
@@ -380,6 +341,15 @@ def retrain(
         )
 
 
+def baseline(cfg: PipelineConfig, runner: Runner) -> dict:
+    """``pretrain-baseline``: the synthetic world's baseline CLIP (what ``countclip pretrain``
+    exports as the ``synthetic-demo`` weights the demo starts from)."""
+    with synthetic_world(cfg, runner) as world:
+        if world is None:
+            raise ValueError("pretrain: the baseline is pretrained on the synthetic world only")
+        return runner.run("pretrain", world, cfg.pretrain, cfg.data_root)
+
+
 def demo(cfg: PipelineConfig, runner: Runner) -> dict:
     """The whole story on one config: build -> (baseline) -> the L_CLIP-only control and
     CountCLIP from the same start, same data, steps and seed -> CountBench + zero-shot for each
@@ -394,9 +364,11 @@ def demo(cfg: PipelineConfig, runner: Runner) -> dict:
         models: dict[str, str | None] = {}
         train_cfg = cfg.train
         if world is not None and cfg.pretrain.enabled:
-            baseline = runner.run("pretrain", world, cfg.pretrain, root)
-            models["baseline"] = checkpoint_of(baseline)
+            pretrained = runner.run("pretrain", world, cfg.pretrain, root)
+            models["baseline"] = checkpoint_of(pretrained)
             train_cfg = from_checkpoint(cfg.train, models["baseline"])
+        elif cfg.train.model.pretrained:  # shipped or downloaded weights: the base model
+            models["baseline"] = None
         # Both fine-tunes at once, one torch thread each: on 2 cores that is ~1.25x the
         # throughput of running them one after the other with 2 threads (measured).
         one_thread = train_cfg.model_copy(update={"threads": 1})

@@ -31,7 +31,8 @@ USES: dict[str, frozenset[str]] = {
         {"source", "verify", "download", "data_root", "model", "countbench", "devices"}
     ),
     "demo": frozenset({"source", "verify", "download", "data_root", "model", "countbench"}),
-    "rehearse": frozenset({"data_root"}),  # it substitutes what is not local, then checks
+    "rehearse": frozenset({"data_root"}),
+    "pretrain": frozenset({"data_root"}),  # it substitutes what is not local, then checks
 }
 """What each command reaches (another name checks everything)."""
 
@@ -190,7 +191,12 @@ def _pretrained(setting: str, name: str, tag: str | None) -> Iterator[Problem]:
     if not tag:
         return
     from countclip.training.model import looks_like_path
+    from countclip.training.shipped import shipped_path
 
+    if (shipped := shipped_path(name, tag)) is not None:
+        if not shipped.is_file():
+            yield Problem(setting, f"{name} {tag!r}: the shipped weights are missing: {shipped}")
+        return
     if looks_like_path(tag):
         if not Path(tag).expanduser().is_file():
             yield Problem(setting, f"{tag}: no such checkpoint file")

@@ -150,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--label", help="name of the model in the report/artifacts")
 
+    pretrain = sub.add_parser(
+        "pretrain",
+        help="pretrain-baseline: the synthetic world's baseline CLIP; --export writes it as "
+        "the shipped synthetic-demo weights",
+        description="Run the pretrain-baseline flow (world -> L_CLIP-only pretraining).",
+    )
+    _common(pretrain, runner=False)
+    pretrain.add_argument(
+        "--export",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="write the baseline as the shipped countclip-tiny 'synthetic-demo' weights (fp16, "
+        "with its provenance) into DIR (default: the package's training/weights folder)",
+    )
+
     rehearse = sub.add_parser(
         "rehearse",
         help="rehearse: your real config's whole path at toy scale, offline, in minutes",
@@ -197,6 +213,13 @@ def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
         return evaluate_countbench(
             cfg=cfg, data_root=args.data_root, checkpoint=args.checkpoint, label=args.label
         )
+    if args.command == "pretrain":
+        from countclip_flows.pretrain_baseline import pretrain_baseline
+
+        manifest = pretrain_baseline(cfg=cfg, data_root=args.data_root)
+        if args.export is not None:
+            _export(manifest, cfg, args)
+        return manifest
     if args.command == "rehearse":
         from countclip_flows.rehearse import rehearse
 
@@ -206,6 +229,28 @@ def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
 
         return demo(cfg=cfg, data_root=args.data_root)
     raise AssertionError(args.command)
+
+
+def _export(manifest: dict, cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    """The pretrained baseline as the shipped ``synthetic-demo`` tag (fp16 + provenance)."""
+    import subprocess
+
+    from countclip.training.shipped import export
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    made_from = {
+        "config": args.config,
+        "world": cfg.world.model_dump(mode="json"),
+        "pretrain": cfg.pretrain.model_dump(mode="json"),
+        "stage": manifest["fingerprint"],
+        "commit": commit or None,
+    }
+    out = Path(args.export) if args.export else None
+    path = export(manifest["outputs"]["checkpoint"], cfg.pretrain.model.name, "synthetic-demo",
+                  made_from, out)  # fmt: skip
+    print(f"exported {path}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -280,6 +280,16 @@ def quick_gelu_of(model_ref: Mapping[str, Any]) -> bool:
     )
 
 
+def _tag_identity(model_ref: Mapping[str, Any]) -> str | None:
+    """A pretrained tag, or the content of the weights when they ship with countclip."""
+    from countclip.training.shipped import shipped_path
+
+    shipped = shipped_path(model_ref["name"], model_ref.get("pretrained"))
+    return (
+        file_fingerprint(shipped) if shipped and shipped.is_file() else model_ref.get("pretrained")
+    )
+
+
 def model_identity(model_ref: Mapping[str, Any]) -> dict:
     """What the stage fingerprint needs to know about a model: name, activation, weights
     content, label."""
@@ -287,7 +297,7 @@ def model_identity(model_ref: Mapping[str, Any]) -> dict:
     return {
         "name": model_ref["name"],
         "quick_gelu": quick_gelu_of(model_ref),
-        "weights": file_fingerprint(checkpoint) if checkpoint else model_ref.get("pretrained"),
+        "weights": file_fingerprint(checkpoint) if checkpoint else _tag_identity(model_ref),
         "label": model_ref.get("label", ""),
         "seed": model_ref.get("seed"),
     }

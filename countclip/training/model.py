@@ -30,6 +30,7 @@ from torch import nn
 
 from countclip.config import ModelConfig
 from countclip.training.encoders import encode_text
+from countclip.training.shipped import shipped_path
 
 TINY_MODEL = "countclip-tiny"
 
@@ -122,7 +123,8 @@ def create_model(
     state dict); None trains from scratch. Towers are locked per ``cfg`` with open_clip's own
     ``lock_image_tower`` / ``lock_text_tower`` so the unlocked-groups semantics are theirs.
     """
-    pretrained = _check_pretrained(cfg.pretrained)
+    shipped = shipped_path(cfg.name, cfg.pretrained)  # a tag whose weights ship with countclip
+    pretrained = _check_pretrained(str(shipped) if shipped else cfg.pretrained)
     try:
         model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
             cfg.name,
