@@ -11,7 +11,7 @@ word of a non-count is negative, another number word of a count is negative when
 value (the same value said twice is left out: it is neither).
 
 The regularisation strength C and the operating point are chosen by cross-validation on the tune
-split (5 folds, stratified by label, 3 seeded shuffles; a fold's captions are never trained on):
+split (5 folds, stratified by label, 10 seeded shuffles; a fold's captions are never trained on):
 for each C, every caption's out-of-fold decision is the parser's own (best number word,
 vetoes, the "other count" check) at each threshold 0.01..0.99; the operating point is the lowest
 threshold whose pooled out-of-fold rejection of non-counts is at least
@@ -55,7 +55,7 @@ TARGET_REJECTION = 0.90
 C_GRID = (0.1, 0.3, 1.0, 3.0)
 MIN_FEATURE_COUNT = 2
 FOLDS = 5
-SEEDS = (0, 1, 2)
+SEEDS = tuple(range(10))
 THRESHOLDS = tuple(round(t / 100, 2) for t in range(1, 100))
 DECIMALS = 4
 

@@ -12,10 +12,12 @@ set                        counting captions kept     non-count captions rejecte
 =========================  =========================  ==========================
 dev, before                63/88 (71.6%)              84/90 (93.3%)
 dev, rules                 88/88 (100%)               90/90 (100%)
-dev, classifier            83/88 (94.3%)              88/90 (97.8%)
+dev, classifier v1         83/88 (94.3%)              88/90 (97.8%)
+dev, classifier v2         84/88 (95.5%)              87/90 (96.7%)
 held out, before           26/40 (65.0%)              32/40 (80.0%)
 held out, rules            39/40 (97.5%)              37/40 (92.5%)
-held out, classifier       37/40 (92.5%)              36/40 (90.0%)
+held out, classifier v1    37/40 (92.5%)              36/40 (90.0%)
+held out, classifier v2    38/40 (95.0%)              35/40 (87.5%)
 naive first match          100% (both sets)           0% (both sets)
 =========================  =========================  ==========================
 
@@ -24,7 +26,11 @@ repeated counts of the same things, pictured lists, portions that are not recipe
 singular compound phrases); "rules" the rule set after them, which these sets were written for
 (the dev sets were in view while the rules were written; the held out sets were written
 afterwards and measured once). "Classifier" is the filter now: vetoes, then a model trained on
-real LAION captions labelled under the rule in docs/captions.md (issue 29).
+real LAION captions labelled under the rule in docs/captions.md (issue 29); "v1" its first
+features, "v2" those of feature version 2 (word knowledge of countclip/data/captions/nouns.py,
+the class of the word before the number, the next word's letter trigrams), chosen by
+cross-validation on the tune split of the real captions, where recall at 90% rejection rose
+from 84.7% to 88.3% (docs/captions.md).
 
 The floors went down with the classifier, by 5 and 2 on dev and by 2 and 1 held out, for these
 reasons:
@@ -48,6 +54,14 @@ The held-out set was looked at during that change (its misses showed that a veto
 both numbers of "three out of four" and "between two and four", that "one of the two
 finalists" and "mother of two" need vetoes, that "millimetre" was missing from the units and
 "Secret Seven" belongs with the idioms): its numbers are no longer a held-out measurement.
+
+Version 2 moved the floors by +1 and -1 on both sets (these sets played no part in choosing
+it): it keeps "Five Light Chandelier In Antique Brass" and the two Title Case captions named
+above ("The Five Puppies Of Our Golden Retriever", "The Two Brothers At Their Graduation"), and
+loses "the three colour options of the new phone" (0.559 against the operating point 0.56);
+it keeps two more singular compound phrases, "three speed bicycle with a basket" and "three
+phase electric motor", which start the caption (a number that starts a caption is a count
+more often than not on the real captions) and have no plural to tell otherwise.
 """
 
 from __future__ import annotations
@@ -79,7 +93,7 @@ def parser() -> CaptionParser:
 
 @pytest.mark.parametrize(
     ("suffix", "kept_floor", "rejected_floor"),
-    [("", 83, 88), ("_heldout", 37, 36)],
+    [("", 84, 87), ("_heldout", 38, 35)],
     ids=["dev", "heldout"],
 )
 def test_recall_and_precision_hold_the_measured_numbers(

@@ -51,11 +51,18 @@ ACCEPTED = [
     # "one of them" is one of the three sisters pictured: the count is three (this was rejected
     # as "one_of" before the labelling rule; "one of two cats" still is, below)
     ("Three sisters, one of them smiling", 3),
+    # "the two of them" are pictured: missed by the first classifier, kept since feature version 2
+    ("The two of them walking along the river", 2),
 ]
 
 # Counts the classifier (trained on real LAION captions) scores below the operating point: kept
 # here so that a better model shows up (strict xfail), not to be "fixed" by hand.
-MISSED = [("The two of them walking along the river", 2)]
+MISSED = [("The Two Of Us On The Beach", 2)]
+
+# Non-counts the classifier scores above the operating point, for the same reason: a compound the
+# rules name ("three legged stool": on the tune split an "-ed" word after a number mostly comes
+# before a counted plural) and a news headline about people who are not pictured.
+FALSE_KEPT = ["three legged stool in oak", "Four killed in crash"]
 
 # (caption, expected reason): the prefilter, the vetoes (rules that are certainly right), and
 # the "other count" check name their own reason
@@ -129,7 +136,6 @@ CLASSIFIED = [
     ("five star hotel by the sea", "compound"),
     ("four door sedan for sale", "compound"),
     ("Two Tone Heart Necklace", "compound"),
-    ("three legged stool in oak", "compound"),
     ("two seater sofa in grey velvet", "compound"),
     ("three bedroom house for sale", "compound"),
     # a product-type compound: labelled 0 by the rule in docs/captions.md
@@ -166,6 +172,12 @@ def test_rejected_with_reason(text, reason):
 def test_missed(text, count):
     cc = parse_caption(text)
     assert cc is not None and cc.count == count
+
+
+@pytest.mark.parametrize("text", FALSE_KEPT)
+@pytest.mark.xfail(strict=True, reason="scored above the operating point by the classifier")
+def test_false_kept(text):
+    assert parse_caption(text) is None
 
 
 @pytest.mark.parametrize(("text", "rule"), CLASSIFIED)
@@ -329,16 +341,22 @@ def test_the_synthetic_worlds_captions_still_pass_the_filter():
     Measured on this world (its casing mix: 60% as written, 20% Capitalised, 13% Title Case,
     7% UPPER): the previous rules kept about 94% of the clean counting captions (all but the
     template "{c} {p} x {n}", read as a multiplier; 100% with this change's fix of that rule)
-    and rejected 100% of the distractors; the classifier trained on real LAION keeps 91.2% and
-    rejects 99.2%. What it misses is Title Case: on the real tune split a Title Case caption
-    with a number word is a non-count two times in three (246 of 362), so "Wall Decals Two Red
-    Circles" scores about 0.45, under the operating point, while "wall decals two red circles"
-    scores 0.74; and the
-    template "{c} {p} x {n}", whose "x two" no real caption of the tune split shows. The
-    distractors it keeps are "The Three Musketeers ..." and "Fantastic Four ..." badges (a
-    group of the curated titles that real captions show pictured). The noisy captions whose
-    number counts something not drawn ("... for three kids") are kept 40% of the time (the
-    rules kept all): the world counts them as counting captions, so they are not scored here.
+    and rejected 100% of the distractors. The first classifier trained on real LAION kept 91.2%
+    and rejected 99.2%; it missed Title Case (on the real tune split a Title Case caption with
+    a number word is a non-count two times in three, 249 of 367), so "Wall Decals Two Red
+    Circles" scored about 0.45, under its operating point. The classifier of feature version 2
+    (which knows that "circles", "stars", "kittens" name things a picture shows,
+    countclip/data/captions/nouns.py) keeps 93.4% and rejects 98.6%: over every template,
+    shape, colour and count it keeps 94% of the captions as written and 86% of their Title Case
+    (the first classifier: 93% and 67%). What it still misses is the template
+    "{c} {p} x {n}" (a sixteenth of the counting captions), whose "x two" no real caption of the
+    tune split shows, and some Title Case "Cute Cartoon ..." and "Wall Decals ...". The
+    distractors it keeps are "The Three Musketeers ..." and "Fantastic Four ..." badges (a group
+    of the curated titles that real captions show pictured). The noisy captions whose number
+    counts something not drawn ("... for three kids") are kept 41% of the time over all
+    templates and casings (the first classifier 26%, the rules all): "kids", "guests",
+    "sisters" name people a picture could show. The world counts them as counting captions, so
+    they are not scored here.
     """
     import numpy as np
 
@@ -364,6 +382,6 @@ def test_the_synthetic_worlds_captions_still_pass_the_filter():
     rejected = np.array([cc is None for cc, _ in parsed])
     counting = (rows["kind"] == KIND_COUNTING) & (stated >= 2)  # "one" is no count word
     assert counting.sum() > 4000
-    assert kept_right[counting].mean() >= 0.89
+    assert kept_right[counting].mean() >= 0.93
     assert rejected[rows["kind"] == KIND_DISTRACTOR].mean() >= 0.98
     assert rejected[rows["kind"] == KIND_NON_COUNTING].all()

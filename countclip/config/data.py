@@ -58,7 +58,7 @@ class CaptionConfig(StrictModel):
         True, description="with a trained pipeline: the number must modify a noun (nummod)"
     )
     include_digits: bool = False
-    count_threshold: float = Field(0.58, ge=0, le=1, description="operating point of the count "
+    count_threshold: float = Field(0.56, ge=0, le=1, description="operating point of the count "
         "classifier: a caption is kept when its best number word's probability of counting "
         "visible things reaches this (chosen by cross-validation on the tune split of the "
         "labelled LAION captions, docs/captions.md); lower keeps more of both kinds")  # fmt: skip

@@ -11,6 +11,7 @@
 - :mod:`~countclip.data.captions.quality` — recall, rejection and precision on the labelled
   LAION captions, and the generated section of docs/captions.md;
 - :mod:`~countclip.data.captions.words`, :mod:`~countclip.data.captions.titles` — the word
-  lists;
+  lists; :mod:`~countclip.data.captions.nouns` — general word knowledge for the classifier
+  (nouns of things a picture shows, abstract nouns, news and work-title words);
 - :mod:`~countclip.stages.captions` — the caption stage over the metadata candidates.
 """

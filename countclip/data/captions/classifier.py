@@ -11,7 +11,11 @@ parts of larger numbers, multipliers, scores and ranges, identifiers, model name
 three", a number with no noun; and, in the parser, the idioms of the curated title list) still
 reject a number on their own.
 
-Each number word occurrence gets a bag of string features (:func:`occurrence_features`); the
+Each number word occurrence gets a bag of string features (:func:`occurrence_features`); besides
+what the rules see and the words around it, general word knowledge of
+:mod:`~countclip.data.captions.nouns` (does the noun after it name people, animals or objects a
+picture shows, or an idea or an amount; does the caption read like news or a work's listing) and
+the letter trigrams of the next word let it score nouns it never saw in training. The
 model is a logistic regression over them, stored as JSON (:data:`MODEL_FILE`, package data:
 feature -> weight, the bias, the training data's SHA-256, how the operating point was chosen).
 Scoring is a dict lookup per feature and one ``exp``: no scikit-learn or numpy at run time.
@@ -31,6 +35,13 @@ from typing import Any
 
 from spacy.tokens import Token
 
+from countclip.data.captions.nouns import (
+    NEWS_WORDS,
+    WORK_WORDS,
+    is_abstract_noun,
+    noun_category,
+    word_class,
+)
 from countclip.data.captions.rules import is_plural
 from countclip.data.captions.words import (
     BOILERPLATE,
@@ -61,7 +72,7 @@ __all__ = [
 
 #: Bumped when :func:`occurrence_features` changes; the model file records the version it was
 #: trained with and loading a mismatching one fails.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 MODEL_FILE = "count_classifier.json"
 #: How far after the number its noun phrase is looked for ("Three South American Carved Wood
 #: Masks").
@@ -146,7 +157,8 @@ def caption_features(
 ) -> list[str]:
     """Features of the whole caption, shared by its number words: casing (``titlecase``: most
     longer words capitalised, see :func:`~countclip.data.captions.rules.title_case`), length,
-    boilerplate, other numbers, "one of", and its words as a bag."""
+    boilerplate, other numbers, "one of", news and work-title words ("charged", "novel", "by
+    Name", "(2008)"), and its words as a bag."""
     feats = [f"len={_bucket(len(low), (4, 8, 16, 32))}"]
     words = [t for t in toks if t.is_alpha]
     if words and all(t.is_upper for t in words):
@@ -164,6 +176,15 @@ def caption_features(
         feats.append("digit")
     if any(w == "one" and nxt == "of" for w, nxt in itertools.pairwise(low)):
         feats.append("one_of")
+    if not seen.isdisjoint(NEWS_WORDS):
+        feats.append("news_word")  # "charged", "killed", "police": people often not pictured
+    if not seen.isdisjoint(WORK_WORDS):
+        feats.append("work_word")  # "novel", "DVD", "album": a work's title
+    n = len(low)
+    if any(w == "by" and m + 1 < n and toks[m + 1].is_title for m, w in enumerate(low)):
+        feats.append("by_name")  # "... by Mary Higgins Clark"
+    if any(low[m] == "(" and low[m + 1].isdigit() and len(low[m + 1]) == 4 for m in range(n - 1)):
+        feats.append("paren_year")  # "Two Men With The Blues (2008)"
     feats.append(f"hits={min(len(hits), 3)}")
     # the caption's words as a bag: news verbs ("charged", "killed"), catalogue words, titles
     feats.extend(sorted({f"cap={w}" for w, t in zip(low, toks, strict=True) if t.is_alpha}))
@@ -180,9 +201,11 @@ def occurrence_features(
     in_title: bool,
 ) -> list[str]:
     """The features of the number at token ``i`` (see the module docstring): its word and
-    casing, where it stands, its neighbours (lower-cased, with hyphens noted), the noun phrase
-    after it, the word lists its neighbours belong to, the rule that fired on it (``reason``),
-    whether a famous title holds it (``in_title``), and the other numbers (``hits``)."""
+    casing, where it stands, its neighbours (lower-cased, with hyphens noted; the class of the
+    word before it; the next word's letter trigrams), the noun phrase after it (and whether its
+    plural names people, animals, objects or abstractions, :mod:`~countclip.data.captions.nouns`),
+    the word lists its neighbours belong to, the rule that fired on it (``reason``), whether a
+    famous title holds it (``in_title``), and the other numbers (``hits``)."""
     n = len(low)
     tok = toks[i]
     value = counts[low[i]]
@@ -216,6 +239,20 @@ def occurrence_features(
         f"prev_shape={_shape(toks[k] if k >= 0 else None)}",
         f"rule={reason or 'none'}",
     ]
+    prev_class = word_class(prev)
+    if prev_class not in ("start", "of"):  # those two are prev=<start> and prev=of already
+        f.append(f"prev_class={prev_class}")
+    if prev == "of" and k >= 1:  # what comes before "of": "set of three", "family of four"
+        before = low[k - 1]
+        of_after = (
+            "det" if word_class(before) == "det" else "plural" if is_plural(before) else "word"
+        )
+        f.append(f"of_after={of_after}")
+    if j < n and toks[j].is_alpha and len(nxt) > 3:
+        # the next word's letter trigrams ("<ki", "ies", "es>"): nouns unseen in training, plurals;
+        # a shorter word's trigrams would only repeat next=
+        padded = f"<{nxt}>"
+        f.extend(sorted({f"next3={padded[m : m + 3]}" for m in range(len(padded) - 2)}))
     if reason == "compound":  # which kind: "two-tone", "five star hotel", "four cheese pizza"
         kind = "glued" if glued_after else "head" if nxt in COMPOUND_HEADS else "phrase"
         f.append(f"compound={kind}")
@@ -245,6 +282,13 @@ def occurrence_features(
         f.append(f"head={head}")
         if head != nxt:
             f.append("head_after_modifier")
+    plurals = [w for w in phrase if is_plural(w)]
+    if plurals and is_abstract_noun(plurals[0]):
+        f.append("head_abstract")  # "three ways", "two wins"
+    category = next((c for c in map(noun_category, plurals) if c is not None), None)
+    if category is not None:  # "two women", "three kittens", "four chairs"
+        f.append("head_concrete")
+        f.append(f"head_cat={category}")
     if is_plural(nxt):
         f.append("next_plural")
     if prev in _COUNT_AFTER and is_plural(prev2):
