@@ -8,20 +8,18 @@
 
 Every way of running CountCLIP goes through the functions here: the Prefect flows (each stage a
 cached, retried task), the demo, the experiments and the CLI. They differ only in the *runner*
-they pass, which maps a stage name of :data:`STAGES` to something that runs it:
-:class:`LocalRunner` calls the stage's ``run_*`` function in this process; the Prefect layer's
-runner (``countclip_flows.runner``) calls the stage's task, so the same order becomes a DAG of
-task runs in the UI. A runner's ``submit`` starts a stage without waiting for it (Prefect:
-``task.submit``), which is how the two downloads and the two demo fine-tunes overlap.
+they pass, which maps a stage name of :data:`STAGES` to something that runs it
+(:mod:`countclip.runners`): ``LocalRunner`` calls the stage's ``RUN`` in this process; the
+Prefect layer's runner (``countclip_flows.runner``) calls the stage's task, so the same order
+becomes a DAG of task runs in the UI. A runner's ``submit`` starts a stage without waiting
+for it (Prefect: ``task.submit``), which is how the two downloads and the two demo fine-tunes
+overlap.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,16 +27,16 @@ from typing import Any, Protocol
 
 from countclip.config import PipelineConfig, TrainConfig
 from countclip.data.download.runner import clear_stop, request_stop, stop_requested
+from countclip.runners import NotBuilt, PlanRunner
 
 
 @dataclass(frozen=True)
 class Step:
     """One stage of the pipeline: its name (the module in :mod:`countclip.stages` and in the
-    Prefect tasks), the suffix of its ``run_*`` and ``plan_*`` functions there, the steps whose
-    manifests it takes, and the outputs its manifest names."""
+    Prefect tasks, whose ``RUN`` and ``PLAN`` a runner calls), the steps whose manifests it
+    takes, and the outputs its manifest names."""
 
     name: str
-    function: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     synthetic_only: bool = False
@@ -47,23 +45,22 @@ class Step:
 WORLD_OUTPUTS = ("metadata", "countbench", "countbench_dev2", "countbench_confirmatory", "cues",
                  "ground_truth", "zero_shot")  # fmt: skip
 STAGES: tuple[Step, ...] = (
-    Step("world", "world_stage", (), WORLD_OUTPUTS, synthetic_only=True),
-    Step("metadata", "metadata_stage", ("world",), ("candidates", "common")),
-    Step("captions", "caption_stage", ("metadata",), ("counting", "rejected", "common")),
-    Step("download", "download_stage", ("captions",), ("shards", "results")),
-    Step("verify", "verify_stage", ("download",), ("shards", "results", "decisions")),
-    Step("lambdas", "lambda_stage", ("verify",), ("lambdas", "plot")),
-    Step("pretrain", "pretrain_stage", ("world",), ("checkpoint", "metrics"), True),
+    Step("world", (), WORLD_OUTPUTS, synthetic_only=True),
+    Step("metadata", ("world",), ("candidates", "common")),
+    Step("captions", ("metadata",), ("counting", "rejected", "common")),
+    Step("download", ("captions",), ("shards", "results")),
+    Step("verify", ("download",), ("shards", "results", "decisions")),
+    Step("lambdas", ("verify",), ("lambdas", "plot")),
+    Step("pretrain", ("world",), ("checkpoint", "metrics"), True),
     Step(
         "train",
-        "training",
         ("verify", "download", "lambdas", "pretrain"),
         ("checkpoint", "last", "metrics", "loss_plot"),
     ),
-    Step("wise_ft", "wise_ft_stage", ("train", "verify"), ("checkpoint",)),
-    Step("countbench", "countbench_stage", ("world",), ("rows", "shards", "dead_urls")),
-    Step("evaluate", "evaluation_stage", ("train", "countbench"), ("results",)),
-    Step("promote", "promotion", ("train", "verify"), ()),
+    Step("wise_ft", ("train", "verify"), ("checkpoint",)),
+    Step("countbench", ("world",), ("rows", "shards", "dead_urls")),
+    Step("evaluate", ("train", "countbench"), ("results",)),
+    Step("promote", ("train", "verify"), ()),
 )
 """The stages in the order they run (``world`` and ``pretrain`` only for the synthetic world;
 ``metadata`` then reads the world's parts, ``countbench`` its CountBench). The ``report`` that
@@ -85,78 +82,6 @@ class Runner(Protocol):
     def run(self, stage: str, *args: Any, **kwargs: Any) -> Any: ...
 
     def submit(self, stage: str, *args: Any, **kwargs: Any) -> Pending: ...
-
-
-def stage_function(stage: str) -> Callable[..., Any]:
-    """The ``run_*`` function of ``stage`` (``"report"``: the comparison report)."""
-    if stage == "report":
-        from countclip.stages.evaluate import run_report
-
-        return run_report
-    return _function(stage, "run")
-
-
-def _function(stage: str, kind: str) -> Callable[..., Any]:
-    step = next((s for s in STAGES if s.name == stage), None)
-    if step is None:
-        raise KeyError(f"no stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
-    return getattr(importlib.import_module(f"countclip.stages.{stage}"), f"{kind}_{step.function}")
-
-
-class LocalRunner:
-    """Runs every stage in this process, through the stage functions themselves.
-
-    ``workers`` > 1 runs submitted stages on that many threads (torch and img2dataset release
-    the GIL); with 1, ``submit`` runs the stage at once and hands back its outcome.
-    """
-
-    def __init__(self, workers: int = 1) -> None:
-        self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
-
-    def run(self, stage: str, *args: Any, **kwargs: Any) -> Any:
-        return stage_function(stage)(*args, **kwargs)
-
-    def submit(self, stage: str, *args: Any, **kwargs: Any) -> Future:
-        if self._pool is not None:
-            return self._pool.submit(self.run, stage, *args, **kwargs)
-        future: Future = Future()
-        try:
-            future.set_result(self.run(stage, *args, **kwargs))
-        except BaseException as exc:  # handed to whoever asks for the result
-            future.set_exception(exc)
-        return future
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-
-class NotBuilt(LookupError):
-    """:class:`PlanRunner`: a stage of the order is not finished under the data root."""
-
-
-class PlanRunner:
-    """Replays the order without running anything: each stage's ``plan_*`` and its finished
-    manifest on disk, or :class:`NotBuilt`. What a finished run made, found the same way it was
-    made (``countclip evaluate`` after ``countclip train`` finds the trained checkpoint)."""
-
-    def run(self, stage: str, *args: Any, **kwargs: Any) -> Any:
-        if stage in ("report", "promote"):
-            raise NotBuilt(f"{stage} has no stage directory")
-        plan = _function(stage, "plan")
-        wanted = inspect.signature(plan).parameters
-        done = plan(*args, **{k: v for k, v in kwargs.items() if k in wanted}).completed()
-        if done is None:
-            raise NotBuilt(f"stage {stage} is not finished")
-        return done
-
-    def submit(self, stage: str, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(self.run(stage, *args, **kwargs))
-        except NotBuilt as exc:
-            future.set_exception(exc)
-        return future
 
 
 def finished_training(cfg: PipelineConfig, label: str = "countclip") -> dict | None:

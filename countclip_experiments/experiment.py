@@ -5,7 +5,7 @@ baseline per seed, fine-tune every arm from it, and evaluate.
 An *arm* is a named set of config overrides (``countclip_experiments/arms.yaml``) deep-merged
 over the experiment's config: ``countclip`` is the config's own recipe, ``control`` the L_CLIP-only
 control, and so on. Every stage runs through :mod:`countclip.pipeline` and a runner (a
-:class:`~countclip.pipeline.LocalRunner` unless given), so every step is cached under the data
+:class:`~countclip.runners.LocalRunner` unless given), so every step is cached under the data
 root with the same fingerprints as the flows (an interrupted run resumes).
 
 Seeds vary both the baseline's pretraining and the fine-tuning: seed s pretrains baseline s and
@@ -29,7 +29,8 @@ import yaml
 from countclip import pipeline
 from countclip.config import PipelineConfig, VerifyConfig
 from countclip.fingerprints import fingerprint
-from countclip.pipeline import LocalRunner, Runner
+from countclip.pipeline import Runner
+from countclip.runners import LocalRunner
 from countclip.yamlconfig import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,10 +204,9 @@ def wise_ft(
 ) -> dict[str, Any]:
     """WiSE-FT of a finished fine-tune of this arm at ``alpha`` (the wise_ft stage, cached):
     its manifest (``outputs.checkpoint`` is θ(α); ``stats`` its counting validation scores)."""
-    return pipeline.wise_ft(
-        train_manifest, verified_for(data, cfg), alpha, runner or LocalRunner(), cfg.data_root,
-        label,
-    )  # fmt: skip
+    counting = verified_for(data, cfg)  # the validation split the fine-tune selected on
+    args = (train_manifest, counting, alpha, cfg.data_root)
+    return (runner or LocalRunner()).run("wise_ft", *args, label=label)
 
 
 def evaluate(

@@ -221,8 +221,11 @@ def run(args: argparse.Namespace, cfg: PipelineConfig | None = None) -> Any:
             _export(manifest, cfg, args)
         return manifest
     if args.command == "rehearse":
+        from countclip.synthetic.rehearsal import SUBSTITUTIONS
         from countclip_flows.rehearse import rehearse
 
+        for number, substitution in enumerate(SUBSTITUTIONS, 1):  # what is not the real thing
+            print(f"substitution {number}: {substitution}", file=sys.stderr)
         return rehearse(cfg=cfg, data_root=args.data_root)
     if args.command == "demo":
         from countclip_flows.demo import demo

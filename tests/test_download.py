@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from countclip.config import DownloadConfig, LambdaConfig, WorldConfig
+from countclip.data.download.ledger import completed_shards, read_ledger, repair_pass, write_ledger
 from countclip.data.download.passes import (
     DownloadStalled,
     DownloadStopped,
@@ -31,12 +32,6 @@ from countclip.data.download.passes import (
     download_urls,
     read_results,
     shard_paths,
-)
-from countclip.data.download.results import (
-    completed_shards,
-    read_ledger,
-    repair_pass,
-    write_ledger,
 )
 from countclip.data.download.runner import (
     PassJob,

@@ -12,6 +12,7 @@ import torch
 
 from countclip import pipeline
 from countclip.config import TrainConfig
+from countclip.runners import LocalRunner
 from countclip.stages.train import plan_training, run_training
 from countclip.synthetic.shards import write_synthetic_shards
 from countclip.training.state import PREVIOUS_FILE, STATE_FILE, CheckpointUnreadable, load_state
@@ -107,7 +108,7 @@ def test_a_truncated_shard_is_downloaded_again_never_read_short(tmp_path) -> Non
             "download": {"retry_failed_passes": 0, "number_sample_per_shard": 25},
         },
     )
-    runner = pipeline.LocalRunner()
+    runner = LocalRunner()
     with pipeline.synthetic_world(cfg, runner):
         first = pipeline.build_dataset(cfg, runner)
     damaged = [first["counting"]["outputs"]["shards"][0], first["common"]["outputs"]["shards"][0]]

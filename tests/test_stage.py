@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import shutil
@@ -13,7 +14,13 @@ import pytest
 
 from countclip.config import DownloadConfig, LambdaConfig
 from countclip.fingerprints import stage_code
-from countclip.stages.base import LOCK_TIMEOUT_ENV, Stage, StageBusy, StageOutput
+from countclip.stages.base import (
+    LOCK_TIMEOUT_ENV,
+    MANIFEST_KEYS,
+    Stage,
+    StageBusy,
+    StageOutput,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = Stage("thing", "countclip.data.lambdas")
@@ -30,10 +37,12 @@ def _build(text: str = "x"):
 def test_manifest_has_the_same_keys_and_final_paths(tmp_path: Path) -> None:
     plan = STAGE.plan(tmp_path, config=LambdaConfig())
     manifest = plan.run(_build())
-    assert set(manifest) == {
+    assert set(manifest) == set(MANIFEST_KEYS) == {
         "stage", "fingerprint", "code_version", "run_id", "directory", "outputs", "inputs",
-        "upstream_runs", "config", "stats", "seconds", "written_at",
+        "upstream_runs", "upstream_content", "content", "files", "config", "stats", "seconds",
+        "written_at",
     }  # fmt: skip
+    assert manifest["files"] == {"out.txt": [1, hashlib.sha256(b"x").hexdigest()]}
     assert Path(manifest["outputs"]["out"]) == plan.directory / "out.txt"
     assert Path(manifest["outputs"]["out"]).read_text() == "x"
     assert json.loads((plan.directory / "manifest.json").read_text()) == manifest

@@ -149,7 +149,7 @@ def test_configs_tiny_cpu_and_paper_gpu(repo_root):
     tiny = load_config(repo_root / "configs" / "tiny-cpu.yaml").train
     assert tiny.model.name == TINY_MODEL and tiny.counting_fraction == 0.2
     paper = load_config(repo_root / "configs" / "paper-gpu.yaml").train
-    assert (paper.model.name, paper.model.pretrained) == ("ViT-B-32", "openai")
+    assert (paper.model.name, paper.model.pretrained) == ("ViT-B-32-quickgelu", "openai")
     assert (paper.lr, paper.betas, paper.eps, paper.weight_decay) == (5e-6, (0.9, 0.98), 1e-6, 0.2)
     assert paper.epochs == 10 and paper.precision == "bf16" and paper.warmup_steps > 0
 

@@ -10,7 +10,7 @@ import torch
 
 from countclip import pipeline
 from countclip.config import ModelConfig, TrainConfig
-from countclip.pipeline import LocalRunner
+from countclip.runners import LocalRunner, NotBuilt, PlanRunner
 from countclip.synthetic.shards import write_synthetic_shards
 from countclip.training.model import create_model, save_checkpoint_for_open_clip
 from countclip.training.wise_ft import interpolate
@@ -119,19 +119,19 @@ def test_wise_ft_stage_interpolates_one_fine_tune_for_every_alpha(built) -> None
         for line in Path(plain["outputs"]["metrics"]).read_text().splitlines()
         if '"val_count_balanced_acc"' in line
     ]
-    zero = pipeline.wise_ft(plain, data["verified"], 0.0, runner, data_root, "countclip")
+    zero = runner.run("wise_ft", plain, data["verified"], 0.0, data_root, label="countclip")
     assert zero["stats"]["val_count_balanced_acc"] == pytest.approx(
         curve[0]["val_count_balanced_acc"]  # step 0: the starting model
     )
-    full = pipeline.wise_ft(plain, data["verified"], 1.0, runner, data_root, "countclip")
+    full = runner.run("wise_ft", plain, data["verified"], 1.0, data_root, label="countclip")
     assert full["stats"]["val_count_balanced_acc"] == pytest.approx(
         plain["stats"]["best_val_count_acc"]  # the selected checkpoint's score
     )
-    again = pipeline.wise_ft(plain, data["verified"], 0.5, runner, data_root, "other label")
+    again = runner.run("wise_ft", plain, data["verified"], 0.5, data_root, label="other label")
     assert again["run_id"] == half["run_id"]  # cached: α and the fine-tune are its identity
     other = {**data["verified"], "fingerprint": "c2"}
     with pytest.raises(ValueError, match="counting set"):
-        pipeline.wise_ft(plain, other, 0.5, runner, data_root, "countclip")
+        runner.run("wise_ft", plain, other, 0.5, data_root, label="countclip")
 
 
 def test_the_plan_runner_finds_a_finished_wise_ft(built) -> None:
@@ -140,8 +140,17 @@ def test_the_plan_runner_finds_a_finished_wise_ft(built) -> None:
     data_root = str(root / "data")
     cfg = _cfg(baseline, wise_ft_alpha=0.5)
     made = pipeline.fine_tune(data, cfg, LocalRunner(), data_root, "countclip").result()
-    found = pipeline.fine_tune(data, cfg, pipeline.PlanRunner(), data_root, "countclip").result()
+    found = pipeline.fine_tune(data, cfg, PlanRunner(), data_root, "countclip").result()
     assert found["fingerprint"] == made["fingerprint"] and found["stage"] == "wise_ft"
     missing = _cfg(baseline, wise_ft_alpha=0.3)
-    with pytest.raises(pipeline.NotBuilt):
-        pipeline.fine_tune(data, missing, pipeline.PlanRunner(), data_root, "countclip").result()
+    with pytest.raises(NotBuilt):
+        pipeline.fine_tune(data, missing, PlanRunner(), data_root, "countclip").result()
+
+
+def test_every_stage_has_its_prefect_task() -> None:
+    """The Prefect runner maps wise_ft (like every stage but the per-source metadata) to its
+    task, so a flow runs WiSE-FT as a cached task run too."""
+    from countclip_flows.runner import TASKS
+
+    assert set(pipeline.STAGE_NAMES) - {"metadata"} <= set(TASKS)
+    assert TASKS["wise_ft"].name == "wise-ft"

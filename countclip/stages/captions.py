@@ -59,3 +59,8 @@ def merge_caption_parts(
         return StageOutput(outputs=outputs, stats=stats)
 
     return plan_caption_merge(part_manifests, data_root).run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_caption_stage
+PLAN = plan_caption_stage

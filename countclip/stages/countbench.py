@@ -41,3 +41,8 @@ def run_countbench_stage(
         return StageOutput(outputs=outputs, stats=stats)
 
     return plan_countbench_stage(cfg, download_cfg, data_root).run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_countbench_stage
+PLAN = plan_countbench_stage

@@ -52,3 +52,8 @@ def run_download_stage(
     if plan.completed() is None:
         check_cluster(cfg)  # a bad cluster setting fails before the stage directory exists
     return plan.run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_download_stage
+PLAN = plan_download_stage

@@ -72,3 +72,9 @@ def run_report(
         cue_scenes=(cue_report.get("scenes") or {}).get(split),
     )
     return {k: str(v) for k, v in report.items()}
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_evaluation_stage
+REPORT = run_report
+PLAN = plan_evaluation_stage

@@ -35,3 +35,8 @@ def run_lambda_stage(
         return StageOutput(outputs=outputs, stats=stats)
 
     return plan_lambda_stage(download_manifest, cfg, data_root).run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_lambda_stage
+PLAN = plan_lambda_stage

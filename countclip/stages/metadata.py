@@ -44,3 +44,8 @@ def run_metadata_stage(
         return StageOutput(outputs=outputs, stats=stats)
 
     return plan_metadata_stage(cfg, data_root).run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_metadata_stage
+PLAN = plan_metadata_stage

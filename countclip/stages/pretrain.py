@@ -41,3 +41,8 @@ def run_pretrain_stage(
         return StageOutput(outputs=outputs, stats=stats)
 
     return plan_pretrain_stage(world_manifest, cfg, data_root).run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_pretrain_stage
+PLAN = plan_pretrain_stage

@@ -40,3 +40,8 @@ def run_promotion(
         countbench_accuracy=countbench_accuracy,
     )
     return {**record, "promotion_set": promotion_set}
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_promotion
+PLAN = None  # not cached: its answer depends on what was promoted before

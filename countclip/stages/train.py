@@ -65,3 +65,8 @@ def run_training(
 
     plan = plan_training(counting_manifest, common_manifest, lambdas_manifest, cfg, data_root)
     return plan.run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_training
+PLAN = plan_training

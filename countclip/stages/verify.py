@@ -71,3 +71,8 @@ def run_verify_stage(
         return StageOutput(outputs=kept, stats=stats)
 
     return plan_verify_stage(download_manifest, cfg, data_root).run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_verify_stage
+PLAN = plan_verify_stage

@@ -90,3 +90,8 @@ def run_wise_ft_stage(
         return StageOutput(outputs=outputs, stats=stats)
 
     return plan.run(build, progress)
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_wise_ft_stage
+PLAN = plan_wise_ft_stage

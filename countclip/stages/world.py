@@ -47,3 +47,8 @@ def zero_shot_datasets(world_manifest: dict) -> dict[str, str]:
     """``{task: folder}`` of a world manifest's zero-shot sets."""
     root = Path(world_manifest["outputs"]["zero_shot"])
     return {task: str(root / task) for task in world_manifest["stats"]["zero_shot_tasks"]}
+
+
+# What a runner calls (countclip.runners): this stage's run and plan.
+RUN = run_world_stage
+PLAN = plan_world_stage

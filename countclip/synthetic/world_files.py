@@ -1,8 +1,9 @@
 """Every file of a synthetic world, written into one directory: what the world stage holds.
 
 The metadata parquet parts (LAION-400M schema, image URLs under ``base_url``), the three
-CountBenches (dev, dev2, confirmatory) in the real JSON format, their cue-only baselines, the zero-shot sets, and the ground truth
-(what each image really shows: only the world itself and measurements of the pipeline read it).
+CountBenches (dev, dev2, confirmatory) in the real JSON format, their cue-only baselines, the
+zero-shot sets, and the ground truth (what each image really shows: only the world itself and
+measurements of the pipeline read it).
 """
 
 from __future__ import annotations

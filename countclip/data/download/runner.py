@@ -178,11 +178,14 @@ def run_img2dataset(
     env = {**OFFLINE_ENV, **engine.pop("env", {}), **os.environ}
     # The pass's own temp folder, removed when it ends: img2dataset's pool workers import
     # wandb, whose import makes temp folders that only an atexit hook removes, and pool
-    # workers leave with os._exit (without this, every build left ~4 in $TMPDIR).
+    # workers leave with os._exit (without this, every build left ~4 in $TMPDIR). Not for
+    # Ray, which keeps (and cleans) its own session folder there, with socket paths that
+    # must stay under 108 bytes.
     scratch = job.log_dir / f"{job.name}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    env["TMPDIR"] = str(scratch)
+    if engine.get("distributor", "multiprocessing") == "multiprocessing":
+        scratch.mkdir()
+        env["TMPDIR"] = str(scratch)
     try:
         return _run(job, watch, args_path, engine, env, progress, span, start)
     finally:
