@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench lint format clean
+.PHONY: setup demo test test-slow test-fast bench lint format clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,18 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/countclip demo --config configs/demo.yaml $(DEMO_ARGS)
 
+# Every test with every real component, on every core (pytest-xdist: most tests wait on
+# servers and child processes); tests that rebuild a shipped artefact from scratch (minutes)
+# run in test-slow, which CI (.ci/run) runs too.
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not rebuild" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m rebuild $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not integration" $(PYTEST_ARGS)
 
 # Every speed benchmark, then one table of every ratio and its goal (benchmarks/ratios.py);
 # BENCH_ARGS=--smoke runs each at tiny sizes in seconds (what tests/test_benchmarks.py runs).

@@ -68,10 +68,33 @@ def export(
         "sha256": digest,
         "bytes": path.stat().st_size,
         "made_from": made_from,
-        "machine": {"cpu": _cpu(), "torch": torch.__version__, "python": platform.python_version()},
+        "machine": machine(),
     }
     atomic_write_json(out / f"{stem}.json", record)
     return path
+
+
+def machine() -> dict[str, str]:
+    """What decides the floating point of a CPU training run: the CPU and its instruction set
+    (MKL and oneDNN pick kernels by it), torch and Python."""
+    return {
+        "cpu": _cpu(),
+        "cpu_flags": _cpu_flags(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _cpu_flags() -> str:
+    """A digest of the CPU's instruction-set flags (``/proc/cpuinfo``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                return hashlib.sha256(flags.encode()).hexdigest()[:16]
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _cpu() -> str:
