@@ -97,7 +97,7 @@ def render(m: dict[str, Any], a: dict[str, Any]) -> str:
     w(
         "What each stage costs on this machine (**measured**), and what the full run costs on "
         f"named hardware (**projected**, with the arithmetic shown). Measured on "
-        f"{mach['cpus_usable']} usable cores ({mach['processor']}, {mach['platform']}), a "
+        f"{mach['cpus_usable']} usable cores ({mach['processor']}), a "
         "machine shared with other engineers: every measurement says the load it ran under, "
         "and rates per core here are pessimistic for a quiet node."
     )

@@ -3,33 +3,17 @@ load the machine was under while it measured."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from countclip_experiments.render.scale_projections import n
 
 
-def short(cmd: str) -> str:
-    """A process's command line as a few words: the program, or python's script or module."""
-    words = cmd.split()
-    if not words:
-        return "?"
-    prog = Path(words[0]).name
-    if not prog.startswith("python") or len(words) < 2:
-        return " ".join([prog, *words[1:2]])
-    if words[1] == "-m" and len(words) > 2:
-        return words[2]
-    if words[1].startswith("-"):
-        return f"python {words[1]}"
-    return Path(words[1]).name
-
-
 def load_note(entry: dict[str, Any]) -> str:
+    """The load average before and after the measurement (the recorded process lists stay in
+    benchmarks/results/scale.json: a reader needs to know the machine was busy, not by what)."""
     before = entry["load_before"]["load_avg_1_5_15"][0]
     after = entry["load_after"]["load_avg_1_5_15"][0]
-    busy = entry["load_before"]["busy_processes"] + entry["load_after"]["busy_processes"]
-    others = ", ".join(sorted({short(b["cmd"]) for b in busy})[:5]) or "none seen"
-    return f"load {before:.1f} → {after:.1f}; others busy: {others}"
+    return f"load {before:.1f} → {after:.1f}"
 
 
 def measured_table(m: dict[str, Any]) -> list[str]:
