@@ -15,9 +15,16 @@ import torch
 from countclip.counts import COUNTS
 from countclip.evaluation.countbench_scores import metrics_from_similarities
 from countclip.evaluation.report import comparison_table, write_comparison_report
-from countclip.evaluation.scoring import countbench_metrics
 
 torch.set_num_threads(1)
+
+
+def countbench_metrics(images: torch.Tensor, captions: torch.Tensor, true: list[int]) -> dict:
+    """The scoring rule on embeddings: cosine similarity of each image (N, D) with its row's
+    nine captions (N, 9, D), then :func:`metrics_from_similarities` (what the stage does)."""
+    img = torch.nn.functional.normalize(images.double(), dim=-1)
+    cap = torch.nn.functional.normalize(captions.double(), dim=-1)
+    return metrics_from_similarities(torch.einsum("nd,nkd->nk", img, cap), true)
 
 
 def _onehot(index: list[int], dim: int = 9) -> torch.Tensor:

@@ -138,7 +138,9 @@ def evaluate_countbench(
     cropped: list[bool] = []
     for i, sid in enumerate(ids):
         row = by_id[sid]
-        captions = count_captions(row["TEXT"], int(row["number"]), tokenizer, counts)
+        located = row.get("number_start") is not None and row.get("number_end") is not None
+        span = (row["number_start"], row["number_end"]) if located else None
+        captions = count_captions(row["TEXT"], int(row["number"]), tokenizer, counts, span=span)
         if captions is None:
             skipped.append(sid)
             continue

@@ -65,49 +65,28 @@ def metrics_from_similarities(
     }
 
 
-def countbench_metrics(
-    image_features: torch.Tensor,
-    caption_features_per_count: torch.Tensor,
-    true_counts: Sequence[int] | torch.Tensor,
-    counts: Iterable[int] = COUNTS,
-) -> dict:
-    """CountBench metrics from embeddings: ``image_features`` (N, D), ``caption_features_per_count``
-    (N, K, D) — row ``n``'s caption rewritten to each of ``counts`` — and ``true_counts`` (N,).
-
-    Both sides are L2-normalised first (cosine similarity, as CLIP scores), so unnormalised
-    inputs give the same answer as normalised ones.
-    """
-    img = torch.nn.functional.normalize(torch.as_tensor(image_features).double(), dim=-1)
-    cap = torch.nn.functional.normalize(
-        torch.as_tensor(caption_features_per_count).double(), dim=-1
-    )
-    if cap.ndim != 3 or img.ndim != 2 or cap.shape[0] != img.shape[0]:
-        raise ValueError(
-            f"expected image (N, D) and captions (N, K, D); got {tuple(img.shape)} and "
-            f"{tuple(cap.shape)}"
-        )
-    sims = torch.einsum("nd,nkd->nk", img, cap)
-    return metrics_from_similarities(sims, true_counts, counts)
-
-
 def count_captions(
     text: str,
     number: int,
     tokenizer: Any,
     counts: Iterable[int] = COUNTS,
     context_length: int | None = None,
+    span: tuple[int, int] | None = None,
 ) -> list[str] | None:
     """The captions of one CountBench row: ``text`` with its labelled number word replaced by
     each of ``counts`` (case kept), each cropped around the number to fit the text context.
 
-    The word is located with :func:`countclip.data.captions.parser.find_number` for the given
-    ``number`` (the stage stored the same span in ``rows.parquet``). Returns None if it cannot be
-    found.
+    The word is ``text[span[0]:span[1]]`` when given (the CountBench stage stored it in
+    ``rows.parquet``), else located with :func:`countclip.data.captions.parser.find_number` for
+    the given ``number``. Returns None if it cannot be found.
     """
-    from countclip.data.captions.parser import find_number
+    from countclip.data.captions.parser import CountCaption, find_number
     from countclip.training.tokens import crop_span
 
-    found = find_number(text, number)
+    if span is not None:
+        found = CountCaption(text, int(number), int(span[0]), int(span[1]))
+    else:
+        found = find_number(text, number)
     if found is None:
         return None
     start, end = found.start, found.end
