@@ -28,6 +28,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -190,9 +191,19 @@ def _sql_names(tree: ast.AST) -> set[str]:
     }
 
 
-@cache
+_PARSING = threading.Lock()
+"""``ast.parse`` from two threads at once can fail in CPython 3.11 ("AST constructor recursion
+depth mismatch"), and two stages plan at once when the demo's fine-tunes start together."""
+
+
 def stage_code(module: str) -> dict[str, str]:
     """``{module or sql file: sha256}`` of everything the code version of ``module`` covers."""
+    with _PARSING:
+        return _stage_code(module)
+
+
+@cache
+def _stage_code(module: str) -> dict[str, str]:
     from countclip import sql
 
     todo, seen = [module], set()

@@ -146,3 +146,19 @@ def test_code_version_follows_code_not_prose(tmp_path: Path) -> None:
     assert {k: v for k, v in changed.items() if k != "countclip.data.lambdas"} == {
         k: v for k, v in here.items() if k != "countclip.data.lambdas"
     }
+
+
+def test_code_versions_are_computed_safely_from_many_threads() -> None:
+    """Two stages plan at once when the demo's fine-tunes start together; CPython 3.11's
+    ``ast.parse`` is not safe to run from two threads at once (it failed the demo with "AST
+    constructor recursion depth mismatch"), so the code versions are parsed one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from countclip import fingerprints
+
+    modules = [f"countclip.stages.{name}" for name in ("train", "evaluate", "verify", "world")]
+    for _ in range(3):
+        fingerprints._stage_code.cache_clear()
+        with ThreadPoolExecutor(8) as pool:
+            versions = list(pool.map(fingerprints.code_version, modules * 4))
+        assert len(set(versions)) == len(modules)
