@@ -32,14 +32,14 @@ demo: setup
 	$(VENV)/bin/countclip demo --config configs/demo.yaml $(DEMO_ARGS)
 
 # Every test with every real component, on every core (pytest-xdist: most tests wait on
-# servers and child processes); tests that rebuild a shipped artefact from scratch (minutes)
-# run in test-slow, which CI (.ci/run) runs too.
+# servers and child processes). test-slow: the rebuild of the shipped baseline and the longer
+# variants of fault drills make test already runs once; CI (.ci/run) runs both.
 TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not rebuild" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not rebuild and not long" $(PYTEST_ARGS)
 
 test-slow: setup
-	$(PY) -m pytest -m rebuild $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "rebuild or long" $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not integration" $(PYTEST_ARGS)

@@ -174,6 +174,7 @@ def _stats(out: Path) -> int:
 
 @needs_ray
 @pytest.mark.slow
+@pytest.mark.long
 def test_ray_download_survives_a_killed_worker_and_a_killed_caller_every_sample_once(
     tmp_path, monkeypatch
 ):

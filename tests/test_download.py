@@ -272,6 +272,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_kill_9_mid_download_then_rerun_gives_every_sample_exactly_once(tmp_path):
     n = 160
     cfg = DownloadConfig(

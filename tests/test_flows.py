@@ -208,6 +208,7 @@ def test_demo_flow_reports_three_models(prefect_harness, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_retrain_promotes_only_a_better_model_on_the_frozen_set(prefect_harness, tmp_path) -> None:
     """Two scheduled runs with nothing new: the first promotes its model and freezes the
     promotion set; the second trains the same model (a cache hit), scores it on the same set

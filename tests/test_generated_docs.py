@@ -27,31 +27,47 @@ def test_rendered_document_is_current(script: str) -> None:
 
 
 def _write_experiment(
-    root: Path, name: str, commit: str, arms: dict[str, list[bool]], **run_fields: object
+    root: Path,
+    name: str,
+    commit: str,
+    arms: dict[str, list[bool]],
+    split: str = "confirmatory",
+    seeds: dict[str, dict[int, list[bool]]] | None = None,
+    **run_fields: object,
 ) -> None:
-    """One confirmatory run: per arm, seed 0's correctness on four images (all true count 2)."""
+    """One run on ``split``: per arm, seed 0's correctness on four images (all true count 2),
+    and for the arms in ``seeds`` the correctness of each of those seeds instead."""
     import json
 
-    folder = root / name / "confirmatory"
+    folder = root / name / split
     for arm, correct in arms.items():
-        row = {
-            "arm": arm,
-            "seed": 0,
-            "sample_ids": list(range(len(correct))),
-            "true": [2] * len(correct),
-            "predicted": [2 if ok else 3 for ok in correct],
-            "accuracy": sum(correct) / len(correct),
-            "per_count_accuracy": {"2": sum(correct) / len(correct)},
-            "zero_shot": {},
-            # the control and the baseline are the very same runs in every experiment here
-            "evaluation_fingerprint": arm if arm in ("control", "baseline") else f"{name}/{arm}",
-        }
-        (folder / arm).mkdir(parents=True)
-        (folder / arm / "seed-0.json").write_text(json.dumps(row))
+        for seed, correct_s in (seeds or {}).get(arm, {0: correct}).items():
+            _write_row(folder, name, arm, seed, correct_s)
     run = {"command": "bench", "commit": commit, "config_hash": "h", "arms_file_sha256": "a",
            "date": "d", "machine": "m", "minutes": 1, "seeds": [0], "countbench_message": "",
-           "arms": {a: {} for a in arms}, **run_fields}  # fmt: skip
+           "arms": {a: {} for a in arms}, "countbench": split, **run_fields}  # fmt: skip
     (folder / "run.json").write_text(json.dumps(run))
+
+
+def _write_row(folder: Path, name: str, arm: str, seed: int, correct: list[bool]) -> None:
+    import json
+
+    row = {
+        "arm": arm,
+        "seed": seed,
+        "sample_ids": list(range(len(correct))),
+        "true": [2] * len(correct),
+        "predicted": [2 if ok else 3 for ok in correct],
+        "accuracy": sum(correct) / len(correct),
+        "per_count_accuracy": {"2": sum(correct) / len(correct)},
+        "zero_shot": {},
+        # the control and the baseline are the very same runs in every experiment here
+        "evaluation_fingerprint": f"{arm}/{seed}"
+        if arm in ("control", "baseline")
+        else f"{name}/{arm}/{seed}",
+    }
+    (folder / arm).mkdir(parents=True, exist_ok=True)
+    (folder / arm / f"seed-{seed}.json").write_text(json.dumps(row))
 
 
 def test_results_show_the_images_no_single_cue_guesses_and_refuse_another_worlds_cues(
@@ -76,7 +92,7 @@ def test_results_show_the_images_no_single_cue_guesses_and_refuse_another_worlds
     section = render_results.render(tmp_path)
     assert "On the 2 of 4 evaluated images whose count no single-cue classifier guesses" in section
     assert "| control | 0 | 50.0 |  |" in section
-    assert "| countclip | 0 | 100.0 | +50.0 [" in section
+    assert "| countclip | 0 | 100.0 | +50.0 | – (1 seed) | +50.0 [" in section
     assert "| *best single cue* | 25 | – |" in section  # the best single cue's recall per count
 
     report["confirmatory"] = {**cues, "spread": 0.5}  # another world's cue report
@@ -110,7 +126,7 @@ def test_results_show_every_recipe_once_and_ablations_against_their_own_recipe(
     # the later ablation is paired with the recipe of its own commit (r2: 4/4), not r1's (2/4)
     section = render_results.render(tmp_path).split("## exp-r2-naive")[1]
     assert "`countclip` of exp-r2, same control runs" in section
-    assert "| countclip-naive | 0 | -25.0 [" in section
+    assert "| countclip-naive | 0 | -25.0 | – (1 seed) | -25.0 [" in section
 
 
 def test_a_run_made_again_with_the_same_outcome_is_not_a_second_row(tmp_path: Path) -> None:

@@ -139,9 +139,8 @@ def test_an_entry_made_in_a_removed_worktree_still_counts(repo: Path, tmp_path: 
 
 
 def test_an_aborted_run_stays_in_the_ledger_and_cannot_be_repeated(repo: Path) -> None:
-    with pytest.raises(RuntimeError, match="out of disk"):
-        with ledger.registered(repo, **fields()):
-            raise RuntimeError("out of disk")
+    with pytest.raises(RuntimeError, match="out of disk"), ledger.registered(repo, **fields()):
+        raise RuntimeError("out of disk")
     [entry] = entries(repo)
     assert entry["status"] == "aborted" and "out of disk" in entry["reason"]
     assert entry["finished_at"] and git(repo, "status", "--porcelain") == ""

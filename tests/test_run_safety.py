@@ -256,7 +256,7 @@ def _samples_in(tars: list[str]) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("to", ["process", "group"])
+@pytest.mark.parametrize("to", ["group", pytest.param("process", marks=pytest.mark.long)])
 def test_sigterm_ends_a_build_within_seconds_and_a_rerun_gets_every_sample_once(
     tmp_path: Path, to: str
 ) -> None:
@@ -302,6 +302,7 @@ def test_sigterm_ends_a_build_within_seconds_and_a_rerun_gets_every_sample_once(
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_kill_9_of_a_build_leaves_no_process_of_the_run(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "build.log"
     cli = _start_build(data, log)
@@ -313,6 +314,7 @@ def test_kill_9_of_a_build_leaves_no_process_of_the_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path: Path) -> None:
     """The second build waits for the first at each stage's lock, then takes its cache hits:
     one writer per stage directory, one world (shared by identity, not port), the same data."""

@@ -22,7 +22,11 @@ from countclip.synthetic import (
     parse_scene_url,
     write_countbench,
 )
-from countclip.synthetic.bench_scenes import CONFIRMATORY_ID_BASE, countbench_scenes
+from countclip.synthetic.bench_scenes import (
+    CONFIRMATORY_ID_BASE,
+    DEV2_ID_BASE,
+    countbench_scenes,
+)
 from countclip.synthetic.captions import (
     COUNTBENCH_TEMPLATES,
     COUNTING_TEMPLATES,
@@ -84,27 +88,55 @@ def test_countbench_images_come_from_the_server(tmp_path: Path) -> None:
             assert img.size == (64, 64)
 
 
-def test_dev_and_confirmatory_countbenches_are_disjoint(tmp_path: Path) -> None:
-    """Same format and counts, disjoint ids (and kinds drawn from another seed); a new
+def test_dev_dev2_and_confirmatory_countbenches_are_disjoint(tmp_path: Path) -> None:
+    """Same format and counts, disjoint ids (and kinds drawn from other seeds); a new
     ``confirmatory_seed`` gives fresh scenes, and the dev file is what it always was."""
     world = WorldConfig(seed=1, countbench_per_count=20)
     dev = json.loads(write_countbench(tmp_path / "dev.json", world, BASE).read_text())
-    conf_path = write_countbench(tmp_path / "conf.json", world, BASE, split="confirmatory")
-    conf = json.loads(conf_path.read_text())
-    assert Counter(r["number"] for r in conf) == Counter(r["number"] for r in dev)
-    assert all(set(r) == {"image_url", "text", "number"} for r in conf)
-    dev_ids = {parse_scene_url(r["image_url"]).sample_id for r in dev}
-    conf_scenes = [parse_scene_url(r["image_url"]) for r in conf]
-    assert not dev_ids & {s.sample_id for s in conf_scenes}
-    assert min(s.sample_id for s in conf_scenes) >= CONFIRMATORY_ID_BASE
-    assert [s.count for s in conf_scenes] == [r["number"] for r in conf]
+    ids = {"dev": {parse_scene_url(r["image_url"]).sample_id for r in dev}}
+    for split, base in (("dev2", DEV2_ID_BASE), ("confirmatory", CONFIRMATORY_ID_BASE)):
+        path = write_countbench(tmp_path / f"{split}.json", world, BASE, split=split)
+        rows = json.loads(path.read_text())
+        assert Counter(r["number"] for r in rows) == Counter(r["number"] for r in dev)
+        assert all(set(r) == {"image_url", "text", "number"} for r in rows)
+        scenes = [parse_scene_url(r["image_url"]) for r in rows]
+        assert min(s.sample_id for s in scenes) >= base
+        assert [s.count for s in scenes] == [r["number"] for r in rows]
+        ids[split] = {s.sample_id for s in scenes}
+    assert not ids["dev"] & ids["dev2"] and not ids["dev"] & ids["confirmatory"]
+    assert not ids["dev2"] & ids["confirmatory"]
     assert (
-        write_countbench(tmp_path / "dev2.json", world, BASE, split="dev").read_text()
+        write_countbench(tmp_path / "again.json", world, BASE, split="dev").read_text()
         == (tmp_path / "dev.json").read_text()
     )
     fresh = countbench_scenes(world.model_copy(update={"confirmatory_seed": 2}), "confirmatory")
-    assert not {s.sample_id for s, _ in fresh} & {s.sample_id for s in conf_scenes}
+    assert not {s.sample_id for s, _ in fresh} & ids["confirmatory"]
     with pytest.raises(ValueError, match="split"):
         countbench_scenes(world, "test")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="confirmatory_seed"):
         WorldConfig(confirmatory_seed=-1)
+    with pytest.raises(ValueError, match="dev2_seed"):
+        WorldConfig(dev2_seed=100_000)
+
+
+def test_dev2_is_the_former_confirmatory_countbench_unchanged() -> None:
+    """dev2 is drawn exactly as the confirmatory CountBench was before issue 32 (its ids from
+    1.1e12 + seed x 1e6, its rng seeded by (seed, 0xC0B2)), so the committed results relabelled
+    dev2 describe these very scenes; the fresh confirmatory CountBench shares no id, and no rng
+    stream, with any earlier CountBench."""
+    import numpy as np
+
+    from countclip.synthetic.bench_scenes import _draw_scenes
+
+    world = WorldConfig()
+    assert world.dev2_seed == 1 and world.confirmatory_seed == 32
+    former = _draw_scenes(
+        COUNTBENCH_ID_BASE + 100_000_000_000 + world.dev2_seed * 1_000_000,
+        world.countbench_per_count,
+        np.random.default_rng([world.dev2_seed, 0xC0B2]),
+    )
+    assert countbench_scenes(world, "dev2") == former
+    dev2_ids = {s.sample_id for s, _ in former}
+    conf = countbench_scenes(world, "confirmatory")
+    assert not {s.sample_id for s, _ in conf} & dev2_ids
+    assert min(s.sample_id for s, _ in conf) >= CONFIRMATORY_ID_BASE > max(dev2_ids)
