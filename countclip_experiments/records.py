@@ -122,6 +122,7 @@ def record_run(stage_dir: str | Path) -> dict[str, Any]:
         "val_balanced_best": best["val_count_balanced_acc"],
         "best_step": best["step"],
         "val_per_count_last": curve[-1].get("val_per_count"),
+        "val_per_count_best": best.get("val_per_count"),
         "wise_ft_alpha": wise["stats"]["alpha"] if wise else None,
         "wise_ft_fingerprint": wise["fingerprint"] if wise else None,
         "val_balanced_wise_ft": wise["stats"]["val_count_balanced_acc"] if wise else None,

@@ -200,3 +200,139 @@ def test_recording_an_unfinished_fine_tune_names_its_missing_manifest(tmp_path: 
     unfinished.mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"0123456789abcdef/manifest\.json"):
         record_run(unfinished)
+
+
+def test_the_readme_marks_a_delta_paired_on_fewer_seeds_and_shows_the_seed_interval(
+    tmp_path: Path,
+) -> None:
+    """A two-seed row against a one-seed control says its Δ is seed 0's only; with seeds on
+    both sides every table shows the per-seed differences, the seed-level t-interval and the
+    bootstrap; dev2 runs are shown as the former confirmatory CountBench's."""
+    from countclip_experiments.render import results as render_results
+
+    four = [True, True, False, False]
+    _write_experiment(
+        tmp_path, "noisy", "c1", {"control": [True, False, False, False], "countclip": four},
+        split="dev2", seeds={"countclip": {0: four, 1: [True] * 4}},
+    )  # fmt: skip
+    _write_experiment(
+        tmp_path, "seeded", "c2", {"control": four, "countclip": four},
+        seeds={"control": {0: four, 1: four, 2: four},
+               "countclip": {0: [True] * 4, 1: [True, True, True, False], 2: [True] * 4}},
+    )  # fmt: skip
+    table = render_results.readme_table(tmp_path)
+    confirmatory, dev2 = table.split("**dev2 CountBench")
+    assert (
+        "| noisy (`c1`) | countclip | 0, 1 | 75.0 ± 35.4 | +25.0 (seed 0 only) | – (1 seed) |"
+        in dev2
+    )
+    row = next(line for line in confirmatory.splitlines() if "| countclip |" in line)
+    assert "| +50.0, +25.0, +50.0 | +41.7 [+5.8, +77.5] | +41.7 [" in row
+    section = render_results.render(tmp_path).split("## seeded — confirmatory CountBench")[1]
+    assert "| countclip | 0, 1, 2 | 91.7 ± 14.4 | +50.0, +25.0, +50.0 | +41.7 [+5.8, +77.5] |" in (
+        section
+    )
+
+
+def test_claims_are_generated_and_numbers_outside_them_are_refused(tmp_path: Path) -> None:
+    from countclip_experiments.render import claims
+
+    facts = claims.Facts(REPO / "results")
+    text = "Intro.\n\n<!-- claims:after-r2:start -->\nstale\n<!-- claims:after-r2:end -->\n"
+    filled = claims.fill(text, facts)
+    assert "stale" not in filled and "`bench-counting-r3-steps`" in filled
+    assert claims.fill(filled, facts) == filled  # rendering is idempotent
+    assert claims.unchecked_numbers(filled) == []
+    with pytest.raises(KeyError, match="no such block"):
+        claims.fill("<!-- claims:nope:start -->\n<!-- claims:nope:end -->\n", facts)
+    prose = (
+        "It gains +8.0 [+2.1, +13.4] points.\nValidation 0.577 vs 26.5% (p = 0.38).\n"
+        "Settings: λ0 = 0.35, lr 2.5e-4, 20% noise, ties within 0.001, `+9.9 in code`.\n"
+        "    +1.0 [+2.0, +3.0] in an indented code block\n"
+    )
+    hits = claims.unchecked_numbers(prose)
+    assert [h.split(" in:")[0] for h in hits] == [
+        "'+8.0'", "'[+2.1, +1'", "'0.577'", "'26.5%'", "'p = 0'",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="outside a generated claims block"):
+        claims.check_claims({tmp_path / "x.md": prose})
+
+
+def _sweep_record(name: str, loss: str, lambda0: float | None, points: dict) -> dict:
+    """A tuning record with one plain fine-tune (α = 1: ``points[1]``) and its WiSE-FT rows."""
+    base = _validation_run(0, loss, 0.5, 0.4)
+    base.update(lambda0=lambda0, train_fingerprint=f"{name}-fp", wise_ft_alpha=None)
+    first = points[1.0]
+    plain = {**base, "val_balanced_best": first[0], "val_per_count_best": {"2": first[0]},
+             "zero_shot_val": {"shape": first[1], "shape_colour": first[1] / 2}}  # fmt: skip
+    runs = [plain]
+    for alpha, (balanced, shape) in points.items():
+        if alpha != 1.0:
+            runs.append({**base, "wise_ft_alpha": alpha, "val_balanced_wise_ft": balanced,
+                         "val_per_count_wise_ft": {"2": balanced, "7": balanced / 2},
+                         "zero_shot_val": {"shape": shape, "shape_colour": shape / 2}})  # fmt: skip
+    return {"name": name, "note": "", "command": "tune", "runs": runs}
+
+
+def test_the_wise_ft_rule_picks_the_largest_gap_within_two_points_of_shape(
+    tmp_path: Path,
+) -> None:
+    """Recipe r6's rule as written: the control's α by its own score, then CountCLIP's
+    (λ0, α) with the largest gap among those within 2 points of the control's shape."""
+    import json
+
+    from countclip_experiments.render import claims
+    from countclip_experiments.render.study_sections import validation_section, wise_ft_sweeps
+
+    control = _sweep_record("r6-a", "none", None, {1.0: (0.52, 0.46), 0.8: (0.53, 0.47),
+                                                     0.5: (0.45, 0.44)})  # fmt: skip
+    low_lambda = _sweep_record("r6-b", "count_plus", 0.35, {1.0: (0.60, 0.42), 0.8: (0.59, 0.455),
+                                                            0.5: (0.50, 0.46)})  # fmt: skip
+    high_lambda = _sweep_record("r6-c", "count_plus", 0.6, {1.0: (0.66, 0.38), 0.8: (0.63, 0.44),
+                                                            0.5: (0.55, 0.45)})  # fmt: skip
+    sweeps = wise_ft_sweeps([control, low_lambda, high_lambda])
+    choice = claims.choose_wise_ft(sweeps)
+    assert choice.control_alpha == 0.8 and choice.control["shape"] == 0.47
+    # eligible (shape >= 0.45): (0.35, 0.8) 0.59, (0.35, 0.5) 0.50, (0.6, 0.5) 0.55
+    assert (choice.lambda0, choice.alpha, choice.eligible) == (0.35, 0.8, True)
+    assert choice.gap == pytest.approx(0.06)
+    # a CountCLIP sweep from another baseline is no candidate (compared only from one start)
+    elsewhere = _sweep_record("r6-d", "count_plus", 0.35, {1.0: (0.9, 0.47), 0.8: (0.9, 0.47)})
+    for run in elsewhere["runs"]:
+        run["baseline"] = "another"
+    again = claims.choose_wise_ft(wise_ft_sweeps([control, low_lambda, high_lambda, elsewhere]))
+    assert (again.lambda0, again.alpha, again.countclip["balanced"]) == (0.35, 0.8, 0.59)
+    # nothing within 2 points: the highest shape
+    strict = _sweep_record("r6-a", "none", None, {1.0: (0.52, 0.60), 0.8: (0.50, 0.40)})
+    none_ok = claims.choose_wise_ft(wise_ft_sweeps([strict, high_lambda]))
+    assert (none_ok.lambda0, none_ok.alpha, none_ok.eligible) == (0.6, 0.5, False)
+    (tmp_path / "validation").mkdir()
+    for record in (control, low_lambda):
+        (tmp_path / "validation" / f"{record['name']}.json").write_text(json.dumps(record))
+    section = validation_section(tmp_path)
+    assert "| r6-b | 0 | count_plus, λ0 0.35 constant; classical counting set | 0.8 | 0.590 | " in (
+        section
+    )
+    assert "0.29 (7)" in section  # the lowest count's recall at α = 0.8
+
+
+def test_the_committed_r6_recipe_is_what_the_rule_chose() -> None:
+    """configs/bench-counting-r6.yaml and the control arm carry exactly the rule's choice from
+    the committed WiSE-FT records (once they exist)."""
+    from countclip.yamlconfig import load_config
+    from countclip_experiments import experiment
+    from countclip_experiments.render import claims
+
+    choice = claims.choose_wise_ft(claims.r6_sweeps(claims.Facts(REPO / "results")))
+    config = REPO / "configs" / "bench-counting-r6.yaml"
+    if choice is None or not config.exists():
+        pytest.skip("recipe r6 is not chosen yet")
+    cfg = load_config(config)
+    arms = experiment.load_arms()
+    assert cfg.name == claims.R6
+    assert cfg.train.wise_ft_alpha == pytest.approx(choice.alpha)
+    assert cfg.lambdas.lambda0 == pytest.approx(choice.lambda0)
+    control = experiment.arm_config(cfg, arms["control"], 0)
+    assert (control.train.wise_ft_alpha or 1.0) == pytest.approx(choice.control_alpha)
+    naive = experiment.arm_config(cfg, arms["countclip-naive"], 0)
+    assert naive.train.wise_ft_alpha == cfg.train.wise_ft_alpha

@@ -131,7 +131,7 @@ class Comparison:
 
     def t_text(self) -> str:
         if self.t["low"] is None:
-            return f"{100 * self.t['mean']:+.1f} (1 seed: none)"
+            return "– (1 seed)"
         return interval(self.t["mean"], self.t["low"], self.t["high"])
 
     def bootstrap_text(self) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from countclip.counts import COUNTS
 from countclip.evaluation.cues import best_single_cue_recall, cue_blind_rows
-from countclip_experiments.render import generated_doc
+from countclip_experiments.render import claims, generated_doc
 from countclip_experiments.render.generated_doc import REPO
 from countclip_experiments.render.readme_table import MARKERS, README, readme_table, run_ids
 from countclip_experiments.render.result_rows import (
@@ -29,6 +29,8 @@ from countclip_experiments.render.result_rows import (
     ORDER,
     RECIPE,
     RESULTS,
+    Comparison,
+    compare,
     correctness,
     load,
     mean_sd,
@@ -36,7 +38,6 @@ from countclip_experiments.render.result_rows import (
     per_count_mean,
     run_folders,
     seeds,
-    versus,
     zero_shot_mean,
 )
 from countclip_experiments.render.study_sections import object_scale_section, validation_section
@@ -44,6 +45,7 @@ from countclip_experiments.render.study_sections import object_scale_section, va
 __all__ = ["documents", "main", "readme_table", "render"]
 
 DOC = REPO / "docs" / "results.md"
+PROTOCOL = REPO / "docs" / "protocol.md"
 
 HEADER = """# Results
 
@@ -91,6 +93,7 @@ def section(
     tasks = sorted({t for per_seed in rows.values() for r in per_seed for t in r["zero_shot"]})
     control = rows.get(CONTROL)
     dirty = " (uncommitted changes!)" if run.get("dirty") else ""
+    relabelled = run.get("relabelled")
     lines = [
         f"## {name} — {split} CountBench",
         "",
@@ -99,16 +102,20 @@ def section(
         f"{run['machine']}, {run['minutes']} min. Seeds {run['seeds']} (seed s pretrains "
         f"baseline s and fine-tunes from it). CountBench: {run['countbench_message']}; "
         "chance 11.1%.",
+        *(["", f"Relabelled: {relabelled['note']}."] if relabelled else []),
+        *(["", f"Ledger entry `{run['ledger_entry']}`."] if run.get("ledger_entry") else []),
         "",
-        "| model | seeds | accuracy % (mean ± sd) | Δ vs control [95% CI] | McNemar p per seed "
+        DELTA_NOTE,
+        "",
+        "| model | seeds | accuracy % (mean ± sd) | " + DELTA_COLUMNS + " | McNemar p per seed "
         "| worst count (acc. %) | " + " | ".join(f"zero-shot {t} (Δ)" for t in tasks) + " |",
-        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(tasks),
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(tasks),
     ]
     for arm in arms:
         per_seed = rows[arm]
-        delta = pvals = ""
+        delta, pvals = " | | ", ""
         if control is not None and arm != CONTROL:
-            delta, pvals = versus(per_seed, control)
+            delta, pvals = _delta_cells(compare(per_seed, control))
         per_count = per_count_mean(per_seed)
         worst = min(per_count, key=per_count.get) if per_count else None
         zs = []
@@ -128,10 +135,10 @@ def section(
     ablations = [a for a in arms if a not in (*ORDER, RECIPE)]
     if recipe and ablations:
         lines += ["", f"Ablations against the recipe ({recipe_name}), paired on the seeds both "
-                  "ran:", "", f"| model | seeds | Δ vs {RECIPE} [95% CI] | McNemar p per seed |",
-                  "|---|---:|---:|---:|"]  # fmt: skip
+                  "ran:", "", f"| model | seeds | {DELTA_COLUMNS.replace('control', RECIPE)} | "
+                  "McNemar p per seed |", "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for arm in ablations:
-            delta, pvals = versus(rows[arm], recipe)
+            delta, pvals = _delta_cells(compare(rows[arm], recipe))
             lines.append(f"| {arm} | {seeds(rows[arm])} | {delta} | {pvals} |")
     cues = run.get("cues") or {}
     if cues:
@@ -176,19 +183,38 @@ def _cue_blind_table(
         f"On the {len(blind)} of {len(evaluated)} evaluated images whose count no single-cue "
         "classifier guesses (where reading one cue instead of counting earns nothing):",
         "",
-        "| model | seeds | accuracy % (seed mean) | Δ vs control [95% CI] |",
-        "|---|---:|---:|---:|",
+        f"| model | seeds | accuracy % (seed mean) | {DELTA_COLUMNS} |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for arm in arms:
         accuracy = []
         for run in rows[arm]:
             correct = correctness(run)
             accuracy.append(statistics.fmean(correct[i] for i in blind if i in correct))
-        delta = "" if arm == CONTROL else versus(rows[arm], control, blind)[0]
+        delta = " | | " if arm == CONTROL else _delta_cells(compare(rows[arm], control, blind))[0]
         lines.append(
             f"| {arm} | {seeds(rows[arm])} | {100 * statistics.fmean(accuracy):.1f} | {delta} |"
         )
     return lines
+
+
+DELTA_COLUMNS = "Δ vs control per seed | Δ [seed-level 95% t] | Δ [bootstrap 95%]"
+DELTA_NOTE = (
+    "Δ is the arm's accuracy minus its reference's on the same images, seed s paired with seed "
+    "s (points): on each paired seed; with Student's t-interval over those per-seed "
+    "differences (the seed-level interval, what the claims rest on: each seed pretrains its "
+    "own baseline); and with the hierarchical bootstrap (seeds, then images, 10,000 resamples), "
+    "which cannot see seed-to-seed spread it has too few seeds to resample. A Δ paired on fewer "
+    "seeds than the row ran says which."
+)
+
+
+def _delta_cells(found: Comparison | None) -> tuple[str, str]:
+    """The three Δ cells (per seed | t | bootstrap) and McNemar's p per seed."""
+    if found is None:
+        return " | | ", ""
+    cells = f"{found.per_seed_text()} | {found.t_text()} | {found.bootstrap_text()}"
+    return cells, found.p_text()
 
 
 def render(results: Path = RESULTS) -> str:
@@ -201,7 +227,38 @@ def render(results: Path = RESULTS) -> str:
             section(folder.parent.name, folder.name, run, rows, _recipe_of(folder, loaded), scenes)
         )
     parts += [part for part in (validation_section(results), object_scale_section(results)) if part]
+    parts.append(ledger_section(results))
     return "\n".join(parts)
+
+
+def ledger_section(results: Path) -> str:
+    """Every entry of the confirmatory ledger (``results/ledger.json``): which run read which
+    confirmatory CountBench, for which recipe family, from which commit, and how it ended."""
+    path = results / "ledger.json"
+    entries = json.loads(path.read_text()) if path.is_file() else []
+    lines = [
+        "## Confirmatory ledger",
+        "",
+        "Every run on a confirmatory CountBench, registered and committed before it started",
+        "(`results/ledger.json`, [protocol](protocol.md#the-procedure)); aborted runs stay.",
+        "",
+    ]
+    if not entries:
+        return "\n".join([*lines, "No run has been registered yet."]) + "\n"
+    lines += [
+        "| entry | experiment | family | CountBench (seed, digest) | commit | seeds | started "
+        "| status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        bench = e.get("countbench") or {}
+        lines.append(
+            f"| `{e.get('id')}` | {e.get('experiment')} | {e.get('family')} | "
+            f"{bench.get('split')} ({bench.get('seed')}, `{bench.get('digest')}`) | "
+            f"`{str(e.get('commit'))[:12]}` | {', '.join(map(str, e.get('seeds') or []))} | "
+            f"{e.get('started_at')} | {e.get('status')} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _recipe_of(folder: Path, loaded: Mapping[Path, tuple]) -> tuple[str, list] | None:
@@ -224,10 +281,17 @@ def _recipe_of(folder: Path, loaded: Mapping[Path, tuple]) -> tuple[str, list] |
 
 
 def documents() -> dict[Path, str]:
+    """docs/results.md, the README (its results table and claims blocks) and
+    docs/protocol.md (its claims blocks), as the results render them; refuses a result stated
+    outside a generated block (:func:`countclip_experiments.render.claims.check_claims`)."""
+    facts = claims.Facts(RESULTS)
     readme = README.read_text()
     start, end = (readme.index(m) for m in MARKERS)
     body = f"{MARKERS[0]}\n{readme_table()}\n"
-    return {DOC: render(), README: readme[:start] + body + readme[end:]}
+    readme = claims.fill(readme[:start] + body + readme[end:], facts)
+    prose = {README: readme, PROTOCOL: claims.fill(PROTOCOL.read_text(), facts)}
+    claims.check_claims(prose)
+    return {DOC: render(), **prose}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,326 @@
+"""The text of every claims block (:mod:`countclip_experiments.render.claims`): one function
+per block, from the raw results to the sentences; every number in them is computed here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from countclip_experiments.render.claims import (
+    GOAL_COUNT,
+    GOAL_GAIN,
+    GOAL_SHAPE,
+    Facts,
+    _gap,
+    choose_wise_ft,
+    full_claim,
+    one_seed,
+    pct,
+    pts,
+    r6_sweeps,
+    t_claim,
+    validation_pairs,
+)
+from countclip_experiments.render.result_rows import (
+    CONTROL,
+    Comparison,
+    compare,
+    per_count_mean,
+    zero_shot_mean,
+)
+
+
+def cue_levels(facts: Facts) -> str:
+    """The cue-only baselines of the development CountBenches (the confirmatory one's are in
+    its run's tables once a registered run exists)."""
+    singles = ("largest item", "mean item", "total area", "spread")
+    cues = {
+        split: facts.run("bench-counting", split)["cues"]
+        for split in ("dev", "dev2")
+        if facts.has("bench-counting", split)
+    }
+    lo = min(c[s] for c in cues.values() for s in singles)
+    hi = max(c[s] for c in cues.values() for s in singles)
+    hull = sorted(c["hull area"] for c in cues.values())
+    every = sorted(c["all cues"] for c in cues.values())
+    text = (
+        f"On the two development CountBenches (dev and dev2) item size, total area and spread "
+        f"guess {pct(lo)}–{pct(hi)} (chance 11.1%; with 540 images one accuracy has a standard "
+        f"error of ~1.6 points); the convex-hull area guesses {pct(hull[0])}–{pct(hull[-1])}; "
+        f"all cues together {pct(every[0])}–{pct(every[-1])}."
+    )
+    if facts.cue_scale:
+        variants = facts.cue_scale["variants"]
+
+        def hull_range(prefix: str) -> str:
+            values = [
+                v[s]["hull area"]
+                for v in variants
+                if v["variant"].startswith(prefix)
+                for s in ("dev", "dev2")
+            ]
+            return f"{pct(min(values))}–{pct(max(values))}"
+
+        text += (
+            " At finer object scales ([table](results.md#cue-only-baselines-at-finer-object-"
+            f"scales)) the hull area still guesses {hull_range('96 px')} at 96 px and "
+            f"{hull_range('128 px')} at 128 px, and {hull_range('256 px')} at 256 px."
+        )
+    return text
+
+
+def recipes_validation(facts: Facts) -> str:
+    pairs = {(name, run["lambda0"], run["counting_fraction"], run["steps"]): (run, ctl)
+             for name, run, ctl in validation_pairs(facts)}  # fmt: skip
+    r1 = facts.records["bench-counting-r1"]["runs"]
+    controls = {r["counting_fraction"]: r for r in r1 if r["count_loss"] == "none"}
+    r1_pick, _ = pairs[("bench-counting-r1", 0.35, 0.2, 800)]
+    r2_pick, r2_control = pairs[("bench-counting-r2", 0.35, 0.5, 800)]
+    r2_other, _ = pairs[("bench-counting-r2", 0.15, 0.5, 800)]
+    return (
+        "**Recipe r1** (`configs/bench-counting.yaml` and the arms file at commit `13caa23`, "
+        "experiment `bench-counting`; record `bench-counting-r1`): the strong control's "
+        f"counting fraction (1 in 2: {controls[0.5]['val_balanced_last']:.3f}, beat 1 in 5: "
+        f"{controls[0.2]['val_balanced_last']:.3f}, on its own validation score), then "
+        f"CountCLIP's λ0 at 1 in 5: λ0 = 0.35 ({r1_pick['val_balanced_last']:.3f}) was the only "
+        f"setting tried above the strong control, at zero-shot shape "
+        f"{100 * r1_pick['zero_shot_val']['shape']:.1f} against the control's "
+        f"{100 * controls[0.5]['zero_shot_val']['shape']:.1f}.\n\n"
+        "**Recipe r2** (commit `167f63c`, experiment `bench-counting-r2`; record "
+        "`bench-counting-r2`): CountCLIP at the strong control's data mix, thought of *after* "
+        "r1's numbers on the then-confirmatory CountBench (now dev2) were seen. The rule was "
+        "written before the tuning runs reached their last step: the λ0 with the higher "
+        "last-step score, run only if above the strong control. λ0 = 0.35 "
+        f"({r2_pick['val_balanced_last']:.3f}) beat λ0 = 0.15 "
+        f"({r2_other['val_balanced_last']:.3f}); against the strong control: "
+        f"{_gap(r2_pick, r2_control)}."
+    )
+
+
+def _naive_vs_verified(facts: Facts, split: str) -> Comparison:
+    recipe = facts.rows("bench-counting-r2", split)["countclip"]
+    naive = facts.rows("bench-counting-r2-naive", split)["countclip-naive"]
+    found = compare(recipe, naive)
+    assert found is not None
+    return found
+
+
+def cue_blind(facts: Facts, experiment: str, split: str) -> tuple[Comparison, int]:
+    """CountCLIP − control on the images no single-cue classifier guesses, and how many."""
+    from countclip.evaluation.cues import cue_blind_rows
+    from countclip_experiments.render.results import cue_scenes
+
+    folder = facts.results / experiment / split
+    scenes = cue_scenes(facts.results, folder, facts.run(experiment, split))
+    if scenes is None:
+        raise ValueError(f"{folder}: no cue report to tell the cue-blind images")
+    rows = facts.rows(experiment, split)
+    blind = cue_blind_rows(scenes)
+    found = compare(rows["countclip"], rows[CONTROL], blind)
+    assert found is not None
+    evaluated = {int(i) for r in rows["countclip"] for i in r["sample_ids"]}
+    return found, len(blind & evaluated)
+
+
+def results_say(facts: Facts) -> str:
+    r1 = facts.cmp("bench-counting", "dev2", "countclip")
+    r1_dev = facts.cmp("bench-counting", "dev", "countclip")
+    r2 = facts.cmp("bench-counting-r2", "dev2", "countclip")
+    r2_dev = facts.cmp("bench-counting-r2", "dev", "countclip")
+    control = facts.rows("bench-counting", "dev2")[CONTROL]
+    ctl_acc = [r["accuracy"] for r in control]
+    r2_rows = facts.rows("bench-counting-r2", "dev2")
+    shape_gap = zero_shot_mean(r2_rows["countclip"], "shape") - zero_shot_mean(control, "shape")
+    per_count = per_count_mean(r2_rows["countclip"])
+    worst = min(per_count, key=per_count.get)
+    naive = _naive_vs_verified(facts, "dev2")
+    naive_dev = _naive_vs_verified(facts, "dev")
+    naive_ctl = facts.cmp("bench-counting-r2-naive", "dev2", "countclip-naive")
+    n40 = facts.cmp("bench-counting-noise40", "dev2", "countclip", "countclip-naive")
+    n40_dev = facts.cmp("bench-counting-noise40", "dev", "countclip", "countclip-naive")
+    n40_ctl = facts.cmp("bench-counting-noise40", "dev2", "countclip")
+    r1_log = facts.cmp("bench-counting", "dev2", "lambda-log-matched", "countclip")
+    r1_norm = facts.cmp("bench-counting", "dev2", "lambda-norm-matched", "countclip")
+    r1_log_dev = facts.cmp("bench-counting", "dev", "lambda-log-matched", "countclip")
+    r1_norm_dev = facts.cmp("bench-counting", "dev", "lambda-norm-matched", "countclip")
+    r2_log = facts.cmp("bench-counting-r2-lambda", "dev2", "lambda-log-matched", "countclip")
+    r2_norm = facts.cmp("bench-counting-r2-lambda", "dev2", "lambda-norm-matched", "countclip")
+    r2_log_dev = facts.cmp("bench-counting-r2-lambda", "dev", "lambda-log-matched", "countclip")
+    r2_norm_dev = facts.cmp("bench-counting-r2-lambda", "dev", "lambda-norm-matched", "countclip")
+    paper = facts.cmp("bench-counting", "dev2", "paper-literal")
+    paper_base = facts.cmp("bench-counting", "dev2", "paper-literal", "baseline")
+    blind = cue_blind(facts, "bench-counting-r2", "dev2")
+    blind_dev = cue_blind(facts, "bench-counting-r2", "dev")
+    blind_r1 = cue_blind(facts, "bench-counting", "dev2")
+    return "\n".join(
+        [
+            "- **Recipe r1 (1 in 5 counting samples): no gain over the strong control.** "
+            f"CountCLIP − control on dev2 {t_claim(r1)}; dev {r1_dev.t_text()}.",
+            "- **Recipe r2 (CountCLIP at the control's 1 in 2): a gain the seeds do not "
+            f"establish.** On dev2 {full_claim(r2)}; dev {r2_dev.t_text()} (bootstrap "
+            f"{r2_dev.bootstrap_text()}). The bootstrap excludes 0, the seed-level interval "
+            "does not: the three per-seed gains differ by more than the images can explain, "
+            f"and the control itself spans {100 * min(ctl_acc):.1f}–{100 * max(ctl_acc):.1f}% "
+            "over the three pretraining seeds. Zero-shot shape "
+            f"{pts(shape_gap)} points against the control; its worst count ({worst}) "
+            f"{pct(per_count[worst])}. r2 was designed after r1's numbers on this CountBench "
+            "were seen, which is why it is now a development set.",
+            "- **Naive filtering vs image-side verification** (r2's recipe on the "
+            "caption-filtered set, experiment `bench-counting-r2-naive`, three seeds): verified "
+            f"− naive on dev2 {full_claim(naive)}; dev {naive_dev.t_text()}. The naive-filtered "
+            f"CountCLIP against the control: {naive_ctl.t_text()} (seed-level).",
+            "- **The same ablation at twice the caption noise** (experiment "
+            "`bench-counting-noise40`, 40% of counting captions wrong): verified − naive on dev2 "
+            f"{full_claim(n40)} — two seeds, so the seed-level interval has one degree of "
+            f"freedom; dev (seed 0) {one_seed(n40_dev)}. Against the control, which ran seed 0 "
+            f"only, the verified CountCLIP is {one_seed(n40_ctl)}: the README row's two-seed "
+            "accuracy and one-seed Δ are marked as such.",
+            "- **λ schemes at matched mean λ** (seed 0 only: bootstrap over images, no "
+            "seed-level interval). Under r1 (1 in 5) the rescaled schemes were *not* level "
+            f"with the constant λ: λ_log − constant {one_seed(r1_log)} on dev2 and "
+            f"{r1_log_dev.bootstrap_text()} on dev; λ_norm {r1_norm.bootstrap_text()} on dev2 "
+            f"and {r1_norm_dev.bootstrap_text()} on dev. Under r2 (1 in 2, experiment "
+            f"`bench-counting-r2-lambda`) they lose: λ_norm {r2_norm.bootstrap_text()} on dev2 "
+            f"and {r2_norm_dev.bootstrap_text()} on dev; λ_log {r2_log.bootstrap_text()} on "
+            f"dev2 and {r2_log_dev.bootstrap_text()} on dev. So the shape of λ mattered at r1's "
+            "mix, in λ_log's favour on dev2, and not in the rescaled schemes' favour at r2's; "
+            "one seed each, and r2's λ was not re-chosen from this.",
+            f"- **Paper-literal settings** (r1, seed 0): {one_seed(paper)} against the "
+            f"control and {paper_base.bootstrap_text()} against the baseline it started from: "
+            "the reproduction's settings barely move the baseline.",
+            f"- **Cues.** On the {blind[1]} images of dev2 whose count no single cue guesses, "
+            f"r2's CountCLIP − control is {full_claim(blind[0])} (dev {blind_dev[0].t_text()}); "
+            f"r1's {blind_r1[0].t_text()}. This analysis was added after both recipes' results "
+            "were seen; it chooses nothing.",
+        ]
+    )
+
+
+OWN_BASELINE = {
+    "bench-counting-r5-small": "; countclip-small, its own baseline",
+    "bench-counting-r5-data": "; twice the counting captions per count, its own baseline",
+}
+
+
+def after_r2(facts: Facts) -> str:
+    lines = []
+    order = ("bench-counting-r3-steps", "bench-counting-r3-lambda", "bench-counting-r3-lr",
+             "bench-counting-r4-lock", "bench-counting-r4-lock-text", "bench-counting-r5-small",
+             "bench-counting-r5-data")  # fmt: skip
+    pairs = validation_pairs(facts)
+    for name in order:
+        for record, run, control in pairs:
+            if record != name:
+                continue
+            setting = (
+                f"λ0 {run['lambda0']:g}, {run['steps']} steps, lr {run['lr']:g}"
+                + OWN_BASELINE.get(name, "")
+                + ("; image tower half locked" if run.get("lock_image") else "")
+                + ("; text tower locked but its last layer" if run.get("lock_text") else "")
+            )
+            lines.append(f"- `{name}` ({setting}): {_gap(run, control)}.")
+    return "\n".join(lines)
+
+
+def wise_ft_outcome(facts: Facts) -> str:
+    choice = choose_wise_ft(r6_sweeps(facts))
+    if choice is None:
+        return "The sweep has not been recorded yet."
+    lines = ["| arm | λ0 | α | balanced val | zero-shot val shape |", "|---|---:|---:|---:|---:|"]
+    for sweep in r6_sweeps(facts):
+        arm = "control" if sweep["run"]["count_loss"] == "none" else "CountCLIP"
+        lam = "–" if arm == "control" else f"{sweep['run']['lambda0']:g}"
+        for p in sweep["points"]:
+            lines.append(
+                f"| {arm} | {lam} | {p['alpha']:g} | {p['balanced']:.3f} | {100 * p['shape']:.1f} |"
+            )
+    low = min(choice.countclip["per_count"].items(), key=lambda kv: kv[1], default=None)
+    verdict = (
+        f"within 2 points of S ({pts(choice.shape_gap)})"
+        if choice.eligible
+        else f"no candidate came within 2 points of S; the highest shape: {pts(choice.shape_gap)}"
+    )
+    lowest = (
+        f"; its lowest per-count validation recall {low[1]:.2f} (count {low[0]})" if low else ""
+    )
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"The rule chose the control's α = {choice.control_alpha:g} (balanced validation "
+            f"{choice.control['balanced']:.3f}; S = {100 * choice.control['shape']:.1f}) and "
+            f"CountCLIP at λ0 = {choice.lambda0:g}, α = {choice.alpha:g}: balanced validation "
+            f"{choice.countclip['balanced']:.3f}, a gap of {choice.gap:+.3f} over that control, "
+            f"shape {100 * choice.countclip['shape']:.1f}, {verdict}{lowest}. Validation "
+            f"{'meets' if choice.gap >= GOAL_GAIN else 'does not meet'} the +0.10 gap the "
+            "goal's +10 points would need on balanced accuracy.",
+        ]
+    )
+
+
+def goals(facts: Facts, experiment: str) -> str:
+    """What a finished confirmatory run says about the issue's goals."""
+    rows = facts.rows(experiment, "confirmatory")
+    main = facts.cmp(experiment, "confirmatory", "countclip")
+    per_count = per_count_mean(rows["countclip"])
+    worst = min(per_count, key=per_count.get)
+    shape = zero_shot_mean(rows["countclip"], "shape") - zero_shot_mean(rows[CONTROL], "shape")
+    gain_met = main.t["low"] is not None and main.diff >= GOAL_GAIN and main.t["low"] > 0
+    parts = [
+        f"CountCLIP − strong control {full_claim(main)}: the +10-point goal with a seed-level "
+        f"interval above 0 is {'met' if gain_met else 'not met'}",
+        f"every count ≥ 30%: {'met' if per_count[worst] >= GOAL_COUNT else 'not met'} (lowest, "
+        f"count {worst}: {pct(per_count[worst])})",
+        f"zero-shot shape within 2 points of the control: "
+        f"{'met' if abs(shape) <= GOAL_SHAPE or shape > 0 else 'not met'} ({pts(shape)})",
+    ]
+    if "countclip-naive" in rows:
+        naive = facts.cmp(experiment, "confirmatory", "countclip", "countclip-naive")
+        parts.append(f"verified − naive {t_claim(naive)}")
+    return "; ".join(parts) + "."
+
+
+def readme_summary(facts: Facts) -> str:
+    r1 = facts.cmp("bench-counting", "dev2", "countclip")
+    r2 = facts.cmp("bench-counting-r2", "dev2", "countclip")
+    naive = _naive_vs_verified(facts, "dev2")
+    n40 = facts.cmp("bench-counting-noise40", "dev2", "countclip", "countclip-naive")
+    confirmatory = sorted(e for e, s in facts.runs if s == "confirmatory")
+    if confirmatory:
+        outcome = " ".join(f"`{e}` on the confirmatory CountBench: {goals(facts, e)}"
+                           for e in confirmatory)  # fmt: skip
+    else:
+        outcome = (
+            "Its registered run on the fresh confirmatory CountBench has not finished: until "
+            "it has, no claim that the recipe teaches counting beyond the strong control "
+            "stands."
+        )
+    choice = choose_wise_ft(r6_sweeps(facts))
+    r6 = (
+        f"Recipe r6 (r2 with WiSE-FT, chosen on validation only: CountCLIP λ0 = "
+        f"{choice.lambda0:g}, α = {choice.alpha:g}; control α = {choice.control_alpha:g}; "
+        f"validation gap {choice.gap:+.3f} at zero-shot shape {pts(choice.shape_gap)}) is the "
+        "one recipe committed for the fresh confirmatory CountBench, five seeds. "
+        if choice
+        else "Recipe r6 (r2 with WiSE-FT) is being chosen on validation. "
+    )
+    return (
+        "Recipes r1 and r2 were read on a CountBench that is now a second development set "
+        "(dev2): it served five experiments, and r2 was designed after r1's numbers on it. On "
+        f"it, r1 is a null against the strong control ({r1.t_text()}, seed-level), and r2's "
+        f"gain {r2.t_text()} (per seed {r2.per_seed_text()}) has a hierarchical bootstrap "
+        f"interval {r2.bootstrap_text()} that excludes 0 but a seed-level interval that does "
+        "not: three seeds do not establish it. Image-side verification beats naive caption "
+        f"filtering by {naive.t_text()} (r2, seed-level) and, with twice the wrong captions, "
+        f"by {n40.t_text()} (two seeds). Every lever tried on validation after r2 bought "
+        "counting with zero-shot shape. " + r6 + outcome
+    )
+
+
+BLOCKS: dict[str, Callable[[Facts], str]] = {
+    "cue-levels": cue_levels,
+    "recipes-validation": recipes_validation,
+    "results-say": results_say,
+    "after-r2": after_r2,
+    "wise-ft": wise_ft_outcome,
+    "readme-summary": readme_summary,
+}
