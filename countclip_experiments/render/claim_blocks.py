@@ -290,30 +290,28 @@ def readme_summary(facts: Facts) -> str:
                            for e in confirmatory)  # fmt: skip
     else:
         outcome = (
-            "Its registered run on the fresh confirmatory CountBench has not finished: until "
-            "it has, no claim that the recipe teaches counting beyond the strong control "
-            "stands."
+            "Until a registered run on the fresh confirmatory CountBench finishes, no claim "
+            "that a recipe teaches counting beyond the strong control stands."
         )
     choice = choose_wise_ft(r6_sweeps(facts))
     r6 = (
-        f"Recipe r6 (r2 with WiSE-FT, chosen on validation only: CountCLIP λ0 = "
-        f"{choice.lambda0:g}, α = {choice.alpha:g}; control α = {choice.control_alpha:g}; "
-        f"validation gap {choice.gap:+.3f} at zero-shot shape {pts(choice.shape_gap)}) is the "
-        "one recipe committed for the fresh confirmatory CountBench, five seeds. "
+        f"Recipe r6 is r2 with WiSE-FT, chosen on validation (λ0 = {choice.lambda0:g}, "
+        f"α = {choice.alpha:g}; control α = {choice.control_alpha:g}). "
         if choice
         else "Recipe r6 (r2 with WiSE-FT) is being chosen on validation. "
     )
     return (
-        "Recipes r1 and r2 were read on a CountBench that is now a second development set "
-        "(dev2): it served five experiments, and r2 was designed after r1's numbers on it. On "
-        f"it, r1 is a null against the strong control ({r1.t_text()}, seed-level), and r2's "
-        f"gain {r2.t_text()} (per seed {r2.per_seed_text()}) has a hierarchical bootstrap "
-        f"interval {r2.bootstrap_text()} that excludes 0 but a seed-level interval that does "
-        "not: three seeds do not establish it. Image-side verification beats naive caption "
-        f"filtering by {naive.t_text()} (r2, seed-level) and, with twice the wrong captions, "
-        f"by {n40.t_text()} (two seeds). Every lever tried on validation after r2 bought "
-        "counting with zero-shot shape. " + r6 + outcome
+        f"On dev2, recipe r2 gains {pts(r2.t['mean'])} points over the strong control. Three "
+        f"seeds do not establish it: the 95% interval over seeds is {_bounds(r2)}. The image "
+        f"check beats naive filtering by {naive.t_text()}. Recipe r1 was a null "
+        f"({r1.t_text()}); with twice the wrong captions the image check gains "
+        f"{n40.t_text()} (two seeds). " + r6 + outcome
     )
+
+
+def _bounds(found: Comparison) -> str:
+    """A seed-level interval's bounds, in points."""
+    return f"[{100 * found.t['low']:+.1f}, {100 * found.t['high']:+.1f}]"
 
 
 BLOCKS: dict[str, Callable[[Facts], str]] = {

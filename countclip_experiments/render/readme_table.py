@@ -1,10 +1,10 @@
-"""The README's one results table (between its ``results:start``/``results:end`` markers): the
-headline arms of every confirmatory run and of every run on dev2 (the former confirmatory
-CountBench), each recipe against its control."""
+"""The README's headline (between its ``results:start``/``results:end`` markers): the latest
+committed recipe against its strong control, the naive-filter row, the baseline and the best
+single cue, in at most six rows a stranger reads in ten seconds. Every other run, with its
+per-seed differences, bootstrap and McNemar, is in docs/results.md."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from countclip_experiments.render.generated_doc import REPO
 from countclip_experiments.render.result_rows import (
     CONTROL,
+    RECIPE,
     RESULTS,
     compare,
     load,
@@ -23,7 +24,26 @@ from countclip_experiments.render.result_rows import (
 
 README = REPO / "README.md"
 MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
-HEADLINE = ("countclip", "control", "countclip-naive", "paper-literal")
+NAIVE = "countclip-naive"
+HEADLINE_CONFIG = "configs/bench-counting.yaml"
+"""The experiment config whose recipe the README reports; other configs (another world's
+caption noise, say) are studies, in docs/results.md."""
+RECIPE_ARMS = {RECIPE, CONTROL, "baseline", NAIVE}
+
+DEFINITIONS = {
+    RECIPE: "L_CLIP + λ·L_count+ on counting images whose count the image check confirmed",
+    CONTROL: "L_CLIP only, same data; its data mix chosen on its own validation score",
+    NAIVE: "CountCLIP on every caption the text filter kept (no image check)",
+    "baseline": "the pretrained model every arm starts from, not fine-tuned",
+}
+"""One sentence per headline arm: what a reader needs to read the row."""
+
+SPLIT_TITLES = {
+    "confirmatory": "the confirmatory CountBench (read once per recipe, registered in "
+    "[results/ledger.json](results/ledger.json) before the run)",
+    "dev2": "dev2, a development CountBench. No run on the fresh confirmatory CountBench has "
+    "finished yet",
+}
 
 
 def run_ids(per_seed: Sequence[dict]) -> tuple[str, ...]:
@@ -31,94 +51,89 @@ def run_ids(per_seed: Sequence[dict]) -> tuple[str, ...]:
     return tuple(r["evaluation_fingerprint"] for r in per_seed)
 
 
-def _outcome(arm: str, run: Mapping[str, Any]) -> str:
-    """What one seed's run produced: its arm, seed, the prediction for every image and its
-    zero-shot scores. A run made again from other code or rebuilt data has another fingerprint;
-    if this is equal, it reproduced the earlier run exactly and is the same row."""
-    predictions = sorted(zip(run["sample_ids"], run["predicted"], strict=True))
-    return json.dumps([arm, run["seed"], predictions, run["zero_shot"]], sort_keys=True)
+def headline_split(folders: Sequence[Path]) -> str:
+    """The confirmatory CountBench once a run on it has finished; dev2 until then."""
+    return "confirmatory" if any(p.name == "confirmatory" for p in folders) else "dev2"
 
 
-SPLITS = {
-    "confirmatory": "Confirmatory CountBench (fresh since issue 32; each recipe family reads it "
-    "once, registered in [results/ledger.json](results/ledger.json) before the run)",
-    "dev2": "dev2 CountBench: the confirmatory CountBench of these runs until issue 32, now a "
-    "second development set (it served five experiments, and r2 was designed after r1's "
-    "numbers on it were seen)",
-}
-"""The README's blocks, in order; the dev CountBench's tables are in docs/results.md."""
+def latest_recipe(
+    loaded: Mapping[Path, tuple[dict[str, Any], dict[str, list[dict]]]],
+) -> Path | None:
+    """The folder of the latest committed recipe: the most recent run (by its date, then
+    name) of :data:`HEADLINE_CONFIG` that trained its own recipe against a control and no
+    ablation (a run of ablations that repeats the recipe is not a new recipe). Latest, never
+    best: picking among recipes by their CountBench numbers would be selection on the test
+    set."""
+    recipes = [
+        p
+        for p, (run, rows) in loaded.items()
+        if RECIPE in rows
+        and CONTROL in rows
+        and set(rows) <= RECIPE_ARMS
+        and run.get("config", HEADLINE_CONFIG) == HEADLINE_CONFIG
+    ]
+    return max(recipes, key=lambda p: (str(loaded[p][0].get("date")), p.parent.name), default=None)
 
 
 def readme_table(results: Path = RESULTS) -> str:
-    """The README's one table: the headline arms of every confirmatory run, then of every run
-    on dev2 (the former confirmatory CountBench), each recipe with its Δ against its control:
-    per seed, the seed-level t-interval, the hierarchical bootstrap. Every recipe is shown, not
-    the best one: choosing among them by their confirmatory numbers would be selection on the
-    test set. A row whose runs an earlier experiment already shows (the same baselines and
-    control), or made again with the very same outcome, is not repeated."""
+    """The headline: on the confirmatory CountBench (dev2 until a confirmatory run finished),
+    the latest recipe, its control, the naive-filter run of the same commit, the baseline and
+    the best single cue, each defined in one sentence, Δ against the control with the
+    seed-level 95% t-interval."""
     folders = run_folders(results)
-    lines = [
-        "Chance 11.1%. Δ: the model's CountBench accuracy minus its control's on the same "
-        "images, seed s paired with seed s (points); the claims rest on the seed-level "
-        "interval (Student's t over the per-seed differences), the bootstrap resamples seeds "
-        "then images.",
+    split = headline_split(folders)
+    loaded = {p: load(p) for p in folders if p.name == split}
+    chosen = latest_recipe(loaded)
+    if chosen is None:
+        return "No recipe has been run against its control yet."
+    run, rows = loaded[chosen]
+    commit = str(run.get("commit"))[:7]
+    arms: list[tuple[str, str, list[dict]]] = [
+        (f"CountCLIP (`{chosen.parent.name}`)", RECIPE, rows[RECIPE]),
+        ("strong control", CONTROL, rows[CONTROL]),
     ]
-    for split, title in SPLITS.items():
-        chosen = [p for p in folders if p.name == split]
-        lines += ["", f"**{title}.**", ""]
-        if not chosen:
-            lines.append("No registered run has finished on it yet.")
-            continue
-        lines += _block(chosen)
+    naive = _naive_rows(loaded, chosen, str(run.get("commit")))
+    if naive:
+        arms.append(("CountCLIP, naive filter", NAIVE, naive))
+    if "baseline" in rows:
+        arms.append(("baseline", "baseline", rows["baseline"]))
+    lines = [
+        f"On {SPLIT_TITLES[split]}. Latest committed recipe (commit `{commit}`); chance 11.1%.",
+        "",
+        "| model | what it is | seeds | accuracy % | Δ vs control [95% CI over seeds] |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label, arm, per_seed in arms:
+        found = compare(per_seed, rows[CONTROL]) if arm != CONTROL else None
+        delta = f"{found.t_text()}" if found is not None else ""
+        if found is not None and found.fewer_seeds:
+            delta += f" (seeds {', '.join(map(str, found.seeds))})"
+        accuracy = mean_sd([r["accuracy"] for r in per_seed])
+        lines.append(
+            f"| {label} | {DEFINITIONS[arm]} | {seeds(per_seed)} | {accuracy} | {delta} |"
+        )
+    cues = {c: a for c, a in (run.get("cues") or {}).items() if c != "all cues"}
+    if cues:
+        cue = max(cues, key=cues.get)
+        lines.append(
+            f"| best single cue | a classifier on one layout property ({cue}), no model "
+            f"([why](docs/protocol.md#counting-not-size)) | – | {pct(cues[cue])} | |"
+        )
     return "\n".join(lines)
 
 
-def _block(chosen: Sequence[Path]) -> list[str]:
-    lines = [
-        "| experiment | model | seeds | CountBench accuracy % | Δ vs control per seed "
-        "| Δ [seed-level 95% t] | Δ [bootstrap 95%] |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    shown: dict[tuple[str, ...], str] = {}
-    outcomes: dict[str, str] = {}  # the outcome of every shown seed -> "experiment arm"
-    repeated: list[str] = []
-    best_cue: tuple[str, float] | None = None
-    for folder in chosen:
-        run, rows = load(folder)
-        control = rows.get(CONTROL)
-        experiment = f"{folder.parent.name} (`{str(run.get('commit'))[:7]}`)"
-        for arm in ("baseline", *HEADLINE):
-            if arm not in rows:
-                continue
-            per_seed = rows[arm]
-            cells = " | | "
-            if control is not None and arm != CONTROL:
-                found = compare(per_seed, control)
-                if found is not None:
-                    cells = f"{found.per_seed_text()} | {found.t_text()} | {found.bootstrap_text()}"
-            if run_ids(per_seed) in shown:
-                repeated.append(f"{folder.parent.name} {arm} ({shown[run_ids(per_seed)]})")
-                continue
-            keys = [_outcome(arm, r) for r in per_seed]
-            earlier = {outcomes.get(key) for key in keys}
-            if None not in earlier:
-                repeated.append(
-                    f"{folder.parent.name} {arm} (seed {seeds(per_seed)} of "
-                    f"{', '.join(sorted(earlier))} made again: the same prediction for every "
-                    "image)"
-                )
-                continue
-            shown[run_ids(per_seed)] = f"the runs of {folder.parent.name} {arm}"
-            outcomes.update(dict.fromkeys(keys, f"{folder.parent.name} {arm}"))
-            accuracy = mean_sd([r["accuracy"] for r in per_seed])
-            lines.append(f"| {experiment} | {arm} | {seeds(per_seed)} | {accuracy} | {cells} |")
-        cues = {c: a for c, a in (run.get("cues") or {}).items() if c != "all cues"}
-        if cues:
-            cue = max(cues, key=cues.get)
-            best_cue = (cue, cues[cue]) if best_cue is None or cues[cue] > best_cue[1] else best_cue
-    if repeated:
-        lines += ["", "Not repeated: " + "; ".join(repeated) + "."]
-    if best_cue:
-        lines += ["", f"Best single cue-only baseline on the same images: {best_cue[0]}, "
-                  f"{pct(best_cue[1])}% ([why](docs/protocol.md))."]  # fmt: skip
-    return lines
+def _naive_rows(
+    loaded: Mapping[Path, tuple[dict[str, Any], dict[str, list[dict]]]],
+    recipe: Path,
+    commit: str,
+) -> list[dict] | None:
+    """The naive-filter runs of the recipe's own commit: in the recipe's folder, else in a
+    folder of the same commit whose control is the recipe's control (the same runs)."""
+    _, rows = loaded[recipe]
+    if NAIVE in rows:
+        return rows[NAIVE]
+    for _folder, (run, other) in sorted(loaded.items()):
+        same_control = run_ids(other.get(CONTROL, [])) == run_ids(rows[CONTROL])
+        if NAIVE in other and str(run.get("commit")) == commit and same_control:
+            return other[NAIVE]
+    return None
