@@ -109,9 +109,7 @@ def readme_table(results: Path = RESULTS) -> str:
         if found is not None and found.fewer_seeds:
             delta += f" (seeds {', '.join(map(str, found.seeds))})"
         accuracy = mean_sd([r["accuracy"] for r in per_seed])
-        lines.append(
-            f"| {label} | {DEFINITIONS[arm]} | {seeds(per_seed)} | {accuracy} | {delta} |"
-        )
+        lines.append(f"| {label} | {DEFINITIONS[arm]} | {seeds(per_seed)} | {accuracy} | {delta} |")
     cues = {c: a for c, a in (run.get("cues") or {}).items() if c != "all cues"}
     if cues:
         cue = max(cues, key=cues.get)
