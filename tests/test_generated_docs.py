@@ -94,6 +94,10 @@ def test_results_show_the_images_no_single_cue_guesses_and_refuse_another_worlds
     assert "| control | 0 | 50.0 |  |" in section
     assert "| countclip | 0 | 100.0 | +50.0 | – (1 seed) | +50.0 [" in section
     assert "| *best single cue* | 25 | – |" in section  # the best single cue's recall per count
+    assert section.count("| hull area |") == 1  # the cue table once per CountBench
+    assert render_results.shown_command(
+        "python -m x --config /home/u/clone/configs/a.yaml --data-root /srv/x/data/bench -n 2"
+    ) == "python -m x --config configs/a.yaml --data-root data/bench -n 2"  # fmt: skip
 
     report["confirmatory"] = {**cues, "spread": 0.5}  # another world's cue report
     (tmp_path / "cues" / "world-a.json").write_text(json.dumps(report))

@@ -14,6 +14,7 @@ any of these is not what the raw results render to (a test runs it).
 """
 
 import json
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -97,7 +98,7 @@ def section(
     lines = [
         f"## {name} — {split} CountBench",
         "",
-        f"`{run['command']}` — commit `{str(run.get('commit'))[:12]}`{dirty}, config hash "
+        f"`{shown_command(run['command'])}` — commit `{str(run.get('commit'))[:12]}`{dirty}, config hash "
         f"`{run['config_hash']}`, arms file `{run['arms_file_sha256']}`; {run['date']}, "
         f"{run['machine']}, {run['minutes']} min. Seeds {run['seeds']} (seed s pretrains "
         f"baseline s and fine-tunes from it). CountBench: {run['countbench_message']}; "
@@ -140,12 +141,8 @@ def section(
         for arm in ablations:
             delta, pvals = _delta_cells(compare(rows[arm], recipe))
             lines.append(f"| {arm} | {seeds(rows[arm])} | {delta} | {pvals} |")
-    cues = run.get("cues") or {}
-    if cues:
-        lines += ["", "Cue-only baselines on the same CountBench (a classifier that sees only "
-                  "one non-numerical property of each scene's layout; chance 11.1%):", "",
-                  "| cue | accuracy % |", "|---|---:|"]  # fmt: skip
-        lines += [f"| {cue} | {pct(acc)} |" for cue, acc in cues.items()]
+    if run.get("cues"):
+        lines += ["", "Cue-only baselines on this CountBench: [the table](#cue-only-baselines)."]
     if scenes is not None and control is not None:
         lines += _cue_blind_table(arms, rows, control, scenes)
     lines += ["", "Per-count accuracy (seed mean, %):", ""]
@@ -217,10 +214,51 @@ def _delta_cells(found: Comparison | None) -> tuple[str, str]:
     return cells, found.p_text()
 
 
+def shown_command(command: str) -> str:
+    """A run's command as a reader would type it in their clone: absolute paths into the
+    checkout's data/, configs/ or results/ made relative (no machine paths in the docs)."""
+    return re.sub(r"(?<!\S)/\S*?/(data|configs|results)/", r"\1/", command)
+
+
+def cue_section(loaded: Mapping[Path, tuple]) -> str:
+    """The cue-only baselines, once per CountBench (a CountBench's cues are a function of its
+    world's scenes, so every run on it has the same): one column per CountBench, labelled with
+    the config when two worlds' CountBenches of one name differ."""
+    columns: dict[str, dict[str, float]] = {}
+    for folder, (run, _rows) in loaded.items():
+        cues = run.get("cues")
+        if not cues:
+            continue
+        same = [k for k, v in columns.items() if k.split(" ")[0] == folder.name and v == cues]
+        if not same:
+            taken = any(k.split(" ")[0] == folder.name for k in columns)
+            key = f"{folder.name} (`{run.get('config')}`)" if taken else folder.name
+            columns[key] = cues
+    if not columns:
+        return ""
+    names = sorted({c for cues in columns.values() for c in cues})
+    lines = [
+        "## Cue-only baselines",
+        "",
+        "A logistic regression that sees one non-numerical property of each scene's layout (or "
+        "all of them) and guesses the count, per CountBench (accuracy %, chance 11.1%; "
+        "[why](protocol.md#counting-not-size)):",
+        "",
+        "| cue | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(pct(cues.get(c)) for cues in columns.values()) + " |"
+        for c in names
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(results: Path = RESULTS) -> str:
     parts = [HEADER]
     folders = run_folders(results)
     loaded = {folder: load(folder) for folder in folders}
+    parts += [part for part in (cue_section(loaded),) if part]
     for folder, (run, rows) in loaded.items():
         scenes = cue_scenes(results, folder, run)
         parts.append(
