@@ -98,10 +98,10 @@ def section(
     lines = [
         f"## {name} — {split} CountBench",
         "",
-        f"`{shown_command(run['command'])}` — commit `{str(run.get('commit'))[:12]}`{dirty}, config hash "
-        f"`{run['config_hash']}`, arms file `{run['arms_file_sha256']}`; {run['date']}, "
-        f"{run['machine']}, {run['minutes']} min. Seeds {run['seeds']} (seed s pretrains "
-        f"baseline s and fine-tunes from it). CountBench: {run['countbench_message']}; "
+        f"`{shown_command(run['command'])}` — commit `{str(run.get('commit'))[:12]}`{dirty}, "
+        f"config hash `{run['config_hash']}`, arms file `{run['arms_file_sha256']}`; "
+        f"{run['date']}, {run['machine']}, {run['minutes']} min. Seeds {run['seeds']} (seed "
+        f"s pretrains baseline s and fine-tunes from it). CountBench: {run['countbench_message']}; "
         "chance 11.1%.",
         *(["", f"Relabelled: {relabelled['note']}."] if relabelled else []),
         *(["", f"Ledger entry `{run['ledger_entry']}`."] if run.get("ledger_entry") else []),
