@@ -18,7 +18,7 @@ import yaml
 
 from countclip.config import TrainConfig
 from countclip.stages.train import run_training
-from countclip.synthetic.shards import write_synthetic_shards
+from countclip.synthetic.shards import write_constant_lambdas, write_synthetic_shards
 from countclip.training.loop import train
 from countclip.training.model import TINY_MODEL
 from countclip.training.optim import adamw, param_groups, warmup_cosine
@@ -94,17 +94,7 @@ def test_fused_adamw_takes_the_per_parameter_step():
 
 def test_stage_outputs_manifest_and_cache(shards, tmp_path):
     counting, common = shards
-    lambdas = tmp_path / "lambdas.json"
-    lambdas.write_text(
-        json.dumps(
-            {
-                "scheme": "constant",
-                "lambda0": 1.0,
-                "frequencies": {},
-                "lambdas": {str(c): 1.0 for c in range(2, 11)},
-            }
-        )
-    )
+    lambdas = write_constant_lambdas(tmp_path / "lambdas.json")
     manifests = (
         {"outputs": {"shards": counting}, "fingerprint": "c1"},
         {"outputs": {"shards": common}, "fingerprint": "m1"},

@@ -11,7 +11,7 @@ import torch
 from countclip import pipeline
 from countclip.config import ModelConfig, TrainConfig
 from countclip.runners import LocalRunner, NotBuilt, PlanRunner
-from countclip.synthetic.shards import write_synthetic_shards
+from countclip.synthetic.shards import write_constant_lambdas, write_synthetic_shards
 from countclip.training.model import create_model, save_checkpoint_for_open_clip
 from countclip.training.wise_ft import interpolate
 
@@ -53,17 +53,7 @@ def built(tmp_path_factory):
     """Shards, λ and a 'baseline' checkpoint (a random tiny model saved like a pretrain)."""
     root = tmp_path_factory.mktemp("wise")
     counting, common = write_synthetic_shards(root / "shards", 48, 64, per_shard=32)
-    lambdas = root / "lambdas.json"
-    lambdas.write_text(
-        json.dumps(
-            {
-                "scheme": "constant",
-                "lambda0": 1.0,
-                "frequencies": {},
-                "lambdas": {str(c): 1.0 for c in range(2, 11)},
-            }
-        )
-    )
+    lambdas = write_constant_lambdas(root / "lambdas.json")
     torch.manual_seed(3)
     baseline = save_checkpoint_for_open_clip(
         create_model(ModelConfig())[0], root / "baseline" / "last.pt"

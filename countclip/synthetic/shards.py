@@ -80,3 +80,15 @@ def write_synthetic_shards(
                 )
         written[kind] = sorted(str(p) for p in out.glob(f"{kind}-*.tar"))
     return written["counting"], written["common"]
+
+
+def write_constant_lambdas(path: str | os.PathLike[str], lambda0: float = 1.0) -> Path:
+    """A λ file (the lambdas stage's ``lambdas.json``) with λ = ``lambda0`` for every count: what
+    training reads beside shards made by :func:`write_synthetic_shards`."""
+    import json
+
+    out = Path(path)
+    table = {str(c): lambda0 for c in COUNTS}
+    record = {"scheme": "constant", "lambda0": lambda0, "frequencies": {}, "lambdas": table}
+    out.write_text(json.dumps(record))
+    return out

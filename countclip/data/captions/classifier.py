@@ -42,11 +42,10 @@ from countclip.data.captions.nouns import (
     noun_category,
     word_class,
 )
-from countclip.data.captions.rules import is_plural
+from countclip.data.captions.rules import glued, is_plural
 from countclip.data.captions.words import (
     BOILERPLATE,
     COMPOUND_HEADS,
-    HYPHENS,
     IRREGULAR_PLURALS,
     LABEL_PREV,
     LISTICLE_NOUNS,
@@ -209,15 +208,7 @@ def occurrence_features(
     n = len(low)
     tok = toks[i]
     value = counts[low[i]]
-    glued_after = (
-        i + 2 < n and low[i + 1] in HYPHENS and not tok.whitespace_ and not toks[i + 1].whitespace_
-    )
-    glued_before = (
-        i >= 2
-        and low[i - 1] in HYPHENS
-        and not toks[i - 2].whitespace_
-        and not toks[i - 1].whitespace_
-    )
+    glued_before, glued_after = glued(toks, low, i)
     j = i + 2 if glued_after else i + 1
     k = i - 2 if glued_before else i - 1
     nxt = low[j] if j < n else "<end>"

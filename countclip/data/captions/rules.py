@@ -101,16 +101,7 @@ def reject_reason(
     count, with their values; the first rule that fires names the reason."""
     n = len(low)
     tok = toks[i]
-    # Neighbours; a hyphen glued on both sides ("two-tone") joins a compound.
-    glued_after = (
-        i + 2 < n and low[i + 1] in HYPHENS and not tok.whitespace_ and not toks[i + 1].whitespace_
-    )
-    glued_before = (
-        i >= 2
-        and low[i - 1] in HYPHENS
-        and not toks[i - 2].whitespace_
-        and not toks[i - 1].whitespace_
-    )
+    glued_before, glued_after = glued(toks, low, i)
     nxt = low[i + 2] if glued_after else (low[i + 1] if i + 1 < n else "")
     j = i + 2 if glued_after else i + 1  # index of nxt
     after = low[j + 1] if j + 1 < n else ""
@@ -263,6 +254,25 @@ def reject_reason(
     ):
         return "no_noun"  # but not "illustration of six...": a caption cut short
     return None
+
+
+def glued(toks: list[Token], low: list[str], i: int) -> tuple[bool, bool]:
+    """Whether a hyphen glued on both sides joins the token at ``i`` to the word before it and
+    to the word after it ("two-tone", "set-of-two"): such a token is part of a compound."""
+    n = len(low)
+    after = (
+        i + 2 < n
+        and low[i + 1] in HYPHENS
+        and not toks[i].whitespace_
+        and not toks[i + 1].whitespace_
+    )
+    before = (
+        i >= 2
+        and low[i - 1] in HYPHENS
+        and not toks[i - 2].whitespace_
+        and not toks[i - 1].whitespace_
+    )
+    return before, after
 
 
 def _phrase(toks: list[Token], low: list[str], start: int, size: int = 4) -> list[str]:
