@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 
 # Offline hygiene (countclip/offline.py says why): no update checks, no hub retries, no telemetry.
 export NO_ALBUMENTATIONS_UPDATE := 1
