@@ -222,39 +222,59 @@ def after_r2(facts: Facts) -> str:
 
 
 def wise_ft_outcome(facts: Facts) -> str:
+    """The r6 sweep, one row per α (the sweeps from the control's baseline side by side), and
+    what the rule chose from it."""
     choice = choose_wise_ft(r6_sweeps(facts))
     if choice is None:
         return "The sweep has not been recorded yet."
-    lines = ["| arm | λ0 | α | balanced val | zero-shot val shape |", "|---|---:|---:|---:|---:|"]
-    for sweep in r6_sweeps(facts):
-        arm = "control" if sweep["run"]["count_loss"] == "none" else "CountCLIP"
-        lam = "–" if arm == "control" else f"{sweep['run']['lambda0']:g}"
-        for p in sweep["points"]:
-            lines.append(
-                f"| {arm} | {lam} | {p['alpha']:g} | {p['balanced']:.3f} | {100 * p['shape']:.1f} |"
+    sweeps = r6_sweeps(facts)
+    control = next(s for s in sweeps if s["run"]["count_loss"] == "none")
+    start = control["run"]["baseline"]
+    same_start = [s for s in sweeps if s is not control and s["run"]["baseline"] == start]
+    shown = [control, *sorted(same_start, key=lambda s: s["run"]["lambda0"])]
+    left_out = sorted({s["record"] for s in sweeps if s["run"]["baseline"] != start})
+    heads = ["control"] + [f"CountCLIP λ0 {s['run']['lambda0']:g}" for s in shown[1:]]
+    lines = [
+        "Balanced validation accuracy / zero-shot validation shape (%) at each α (α = 0: the "
+        "baseline; 1: the fine-tune):",
+        "",
+        "| α | " + " | ".join(heads) + " |",
+        "|---:|" + "---:|" * len(heads),
+    ]
+    alphas = sorted({p["alpha"] for s in shown for p in s["points"]})
+    for alpha in alphas:
+        cells = []
+        for sweep in shown:
+            point = next((p for p in sweep["points"] if p["alpha"] == alpha), None)
+            cells.append(
+                "–" if point is None else f"{point['balanced']:.3f} / {100 * point['shape']:.1f}"
             )
+        lines.append(f"| {alpha:g} | " + " | ".join(cells) + " |")
     low = min(choice.countclip["per_count"].items(), key=lambda kv: kv[1], default=None)
     verdict = (
         f"within 2 points of S ({pts(choice.shape_gap)})"
         if choice.eligible
-        else f"no candidate came within 2 points of S; the highest shape: {pts(choice.shape_gap)}"
+        else "no CountCLIP point came within 2 points of S, so the rule took the highest "
+        f"shape ({pts(choice.shape_gap)} points)"
     )
-    lowest = (
-        f"; its lowest per-count validation recall {low[1]:.2f} (count {low[0]})" if low else ""
-    )
-    return "\n".join(
-        [
-            *lines,
-            "",
-            f"The rule chose the control's α = {choice.control_alpha:g} (balanced validation "
-            f"{choice.control['balanced']:.3f}; S = {100 * choice.control['shape']:.1f}) and "
-            f"CountCLIP at λ0 = {choice.lambda0:g}, α = {choice.alpha:g}: balanced validation "
-            f"{choice.countclip['balanced']:.3f}, a gap of {choice.gap:+.3f} over that control, "
-            f"shape {100 * choice.countclip['shape']:.1f}, {verdict}{lowest}. Validation "
-            f"{'meets' if choice.gap >= GOAL_GAIN else 'does not meet'} the +0.10 gap the "
-            "goal's +10 points would need on balanced accuracy.",
-        ]
-    )
+    lowest = f"; lowest per-count validation recall {low[1]:.2f} (count {low[0]})" if low else ""
+    base = next(p for p in control["points"] if p["alpha"] == 0)
+    sentences = [
+        f"The rule chose the control's α = {choice.control_alpha:g} (balanced validation "
+        f"{choice.control['balanced']:.3f}; S = {100 * choice.control['shape']:.1f}) and "
+        f"CountCLIP at λ0 = {choice.lambda0:g}, α = {choice.alpha:g}: balanced validation "
+        f"{choice.countclip['balanced']:.3f}, a gap of {choice.gap:+.3f}, shape "
+        f"{100 * choice.countclip['shape']:.1f}; {verdict}{lowest}.",
+        f"WiSE-FT moves a model towards the baseline, whose shape ({100 * base['shape']:.1f} "
+        "at α = 0) is below every fine-tune's here: in this world fine-tuning teaches shape "
+        "rather than forgetting it, so interpolating cannot give shape back (OpenAI's CLIP, "
+        "the real path's start, is another case).",
+        f"Validation {'meets' if choice.gap >= GOAL_GAIN else 'does not meet'} the +0.10 gap "
+        "the goal's +10 points would need on balanced accuracy.",
+    ]
+    if left_out:
+        sentences.append("Not compared (made from another baseline): " + ", ".join(left_out) + ".")
+    return "\n".join([*lines, "", " ".join(sentences)])
 
 
 def goals(facts: Facts, experiment: str) -> str:
