@@ -3,6 +3,7 @@ per block, from the raw results to the sentences; every number in them is comput
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from countclip_experiments.render.claims import (
@@ -334,6 +335,36 @@ def _bounds(found: Comparison) -> str:
     return f"[{100 * found.t['low']:+.1f}, {100 * found.t['high']:+.1f}]"
 
 
+def demo_numbers(facts: Facts) -> str:
+    """What ``make demo`` printed on a fresh clone (``results/demo/``: its comparison.json and
+    how the run was made)."""
+    folder = facts.results / "demo"
+    if not (folder / "comparison.json").is_file():
+        return "No demo run is recorded yet."
+    report = json.loads((folder / "comparison.json").read_text())
+    run = json.loads((folder / "run.json").read_text())
+    models = {m: pct(v["accuracy"]) for m, v in report["models"].items()}
+    main = report["paired"]["countclip - control"]
+    blind = report["paired"].get("countclip - control, cue-blind images")
+    quiet, loaded = divmod(run["seconds_quiet"], 60), divmod(run["seconds_loaded"], 60)
+    text = (
+        f"Last run (commit `{run['commit']}`, 2 cores): baseline {models['baseline']}, "
+        f"control {models['control']}, CountCLIP {models['countclip']} on the development "
+        f"CountBench. CountCLIP − control: {pts(main['diff'])} points, 95% CI "
+        f"[{pts(main['low'])}, {pts(main['high'])}]"
+    )
+    if blind:
+        text += (
+            f"; on the {blind['images']} images no single cue guesses, {pts(blind['diff'])} "
+            f"[{pts(blind['low'])}, {pts(blind['high'])}]"
+        )
+    return text + (
+        f". It took {quiet[0]} min {quiet[1]} s after the install. A run beside other work "
+        f"took {loaded[0]} min {loaded[1]} s and printed the same numbers. Another kind of CPU "
+        "may move them a little ([why](docs/design.md#the-same-numbers-run-again))."
+    )
+
+
 BLOCKS: dict[str, Callable[[Facts], str]] = {
     "cue-levels": cue_levels,
     "recipes-validation": recipes_validation,
@@ -341,4 +372,5 @@ BLOCKS: dict[str, Callable[[Facts], str]] = {
     "after-r2": after_r2,
     "wise-ft": wise_ft_outcome,
     "readme-summary": readme_summary,
+    "demo": demo_numbers,
 }
