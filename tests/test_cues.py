@@ -15,6 +15,8 @@ layout, not a shortcut, and it is reported, not bounded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pytest
 
@@ -22,17 +24,44 @@ from countclip.config import WorldConfig
 from countclip.evaluation.cues import (
     ALL_CUES,
     best_single_cue_recall,
-    cue_baselines,
+    cue_accuracies,
     cue_blind_rows,
+    cue_predictions,
 )
 from countclip.synthetic.bench_scenes import countbench_scenes, cue_fit_scenes
 from countclip.synthetic.scene_cues import (
     CUES,
-    countbench_cue_baselines,
+    countbench_cue_predictions,
     scene_cues,
     write_cue_report,
 )
 from countclip.synthetic.world import Scene
+
+
+def cue_baselines(
+    train_features: Sequence[Mapping[str, float]],
+    train_counts: Sequence[int],
+    test_features: Sequence[Mapping[str, float]],
+    test_counts: Sequence[int],
+    *,
+    cues: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Accuracy of each cue-only classifier (and of all cues) fit on ``train_*``, scored on
+    ``test_*``."""
+    if len(test_counts) != len(test_features):
+        raise ValueError(
+            "cue classifiers: counts and feature rows differ in length "
+            f"(test {len(test_counts)} vs {len(test_features)})"
+        )
+    predicted = cue_predictions(train_features, train_counts, test_features, cues=cues)
+    return cue_accuracies(predicted, test_counts)
+
+
+def countbench_cue_baselines(world: WorldConfig, split: str = "dev") -> dict[str, float]:
+    """Each cue-only classifier's accuracy on the ``split`` CountBench."""
+    scenes = countbench_cue_predictions(world, split)
+    return cue_accuracies(scenes["predicted"], scenes["true"])
+
 
 CHANCE = 1 / 9
 SIZE_AND_SPREAD_BOUND = CHANCE + 0.08  # the size/area tie: ~0.16-0.18 measured, see above

@@ -86,6 +86,15 @@ def test_sigterm_stops_downloads_while_another_handler_owns_it() -> None:
 # --------------------------------------------------------------------------- a full disk
 
 
+def _star_urls(path: Path, base_url: str, ids: range) -> Path:
+    """A URL list (SAMPLE_ID, URL, TEXT) of red stars, 2..5 of them, served by ``base_url``."""
+    urls = [scene_url(base_url, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
+    pq.write_table(
+        pa.table({"SAMPLE_ID": list(ids), "URL": urls, "TEXT": ["two"] * len(ids)}), path
+    )
+    return path
+
+
 def _unshare_works(tmp_path: Path) -> str | None:
     """None if a user+mount namespace with a tmpfs can be made here, else why not."""
     mnt = tmp_path / "probe"
@@ -146,13 +155,7 @@ def test_a_full_disk_is_fatal_names_the_path_and_is_not_retried(tmp_path: Path) 
     )
     with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
         urllib.request.urlopen(f"{srv.base_url}/img/1.jpg", timeout=30).read()  # warm
-        ids = list(range(90_000, 90_300))
-        urls = [scene_url(srv.base_url, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
-        source = tmp_path / "in.parquet"
-        pq.write_table(
-            pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two"] * 300}),
-            source,
-        )
+        source = _star_urls(tmp_path / "in.parquet", srv.base_url, range(90_000, 90_300))
         script = tmp_path / "run.py"
         script.write_text(_ENOSPC_RUN)
         run = shlex.join(
@@ -368,10 +371,7 @@ def test_a_rerun_after_a_full_disk_was_freed_succeeds(tmp_path: Path) -> None:
     cfg = DownloadConfig(processes_count=1, thread_count=8, number_sample_per_shard=10,
                          retry_failed_passes=0, timeout=10.0)  # fmt: skip
     with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
-        ids = list(range(91_000, 91_020))
-        urls = [scene_url(srv.base_url, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
-        source = tmp_path / "in.parquet"
-        pq.write_table(pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two"] * 20}), source)
+        source = _star_urls(tmp_path / "in.parquet", srv.base_url, range(91_000, 91_020))
         summary = download_urls(source, out, cfg, additional_columns=["SAMPLE_ID"])
     assert summary["successes"] == 20
     log = (out / "logs" / "pass-0.log").read_text()
@@ -396,10 +396,7 @@ def test_every_download_failing_is_an_error_and_never_cached(tmp_path: Path) -> 
     port = _free_port()
     world = WorldConfig(misbehave_fraction=0.0, port=port)
     base = f"http://127.0.0.1:{port}"
-    ids = list(range(92_000, 92_020))
-    urls = [scene_url(base, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
-    table = tmp_path / "counting.parquet"
-    pq.write_table(pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two stars"] * 20}), table)
+    table = _star_urls(tmp_path / "counting.parquet", base, range(92_000, 92_020))
     source = {"fingerprint": "src", "run_id": "src", "outputs": {"counting": str(table)}}
     cfg = DownloadConfig(processes_count=1, thread_count=8, number_sample_per_shard=10,
                          retry_failed_passes=0, timeout=5.0)  # fmt: skip
@@ -425,9 +422,6 @@ def test_a_download_leaves_nothing_in_the_temp_folder(tmp_path: Path, monkeypatc
     cfg = DownloadConfig(processes_count=2, thread_count=4, number_sample_per_shard=10,
                          retry_failed_passes=0, timeout=10.0)  # fmt: skip
     with ImageServer(WorldConfig(misbehave_fraction=0.0)) as srv:
-        ids = list(range(93_000, 93_020))
-        urls = [scene_url(srv.base_url, Scene(i, 2 + i % 4, "star", "red")) for i in ids]
-        source = tmp_path / "in.parquet"
-        pq.write_table(pa.table({"SAMPLE_ID": ids, "URL": urls, "TEXT": ["two"] * 20}), source)
+        source = _star_urls(tmp_path / "in.parquet", srv.base_url, range(93_000, 93_020))
         assert download_urls(source, tmp_path / "out", cfg)["successes"] == 20
     assert [p.name for p in temp.iterdir() if "wandb" in p.name] == []

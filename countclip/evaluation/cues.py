@@ -89,30 +89,6 @@ def cue_predictions(
     return out
 
 
-def cue_baselines(
-    train_features: Sequence[Mapping[str, float]],
-    train_counts: Sequence[int],
-    test_features: Sequence[Mapping[str, float]],
-    test_counts: Sequence[int],
-    *,
-    cues: Sequence[str] | None = None,
-) -> dict[str, float]:
-    """Accuracy of predicting the count from each cue alone, and from all cues together.
-
-    Fit on ``train_features`` (scenes drawn like the test scenes, never the test scenes
-    themselves), score on ``test_features``. ``cues`` defaults to the keys of the first training
-    row. Returns ``{cue: accuracy, ..., ALL_CUES: accuracy}``, accuracies in [0, 1]; chance is
-    ``1 / len(set(test_counts))`` for a balanced test set.
-    """
-    if len(test_counts) != len(test_features):
-        raise ValueError(
-            "cue classifiers: counts and feature rows differ in length "
-            f"(test {len(test_counts)} vs {len(test_features)})"
-        )
-    predicted = cue_predictions(train_features, train_counts, test_features, cues=cues)
-    return cue_accuracies(predicted, test_counts)
-
-
 def cue_accuracies(predicted: Mapping[str, Sequence[int]], true: Sequence[int]) -> dict[str, float]:
     """``{cue: share of rows whose predicted count is the true one}`` for predictions of
     :func:`cue_predictions`."""

@@ -76,15 +76,6 @@ def countbench_cue_predictions(
     return {"true": [r["count"] for r in test], "predicted": predicted}
 
 
-def countbench_cue_baselines(
-    world: WorldConfig, split: Split = "dev", fit_per_count: int = CUE_FIT_PER_COUNT
-) -> dict[str, float]:
-    """Accuracy of guessing each scene's count of the ``split`` CountBench from each cue alone
-    and from all cues together (classifiers fit on ``fit_per_count`` other scenes per count)."""
-    scenes = countbench_cue_predictions(world, split, fit_per_count)
-    return cue_accuracies(scenes["predicted"], scenes["true"])
-
-
 def cue_report(world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT) -> dict[str, Any]:
     """The cue-only baselines of every CountBench: ``{"chance": 1/9, "cues": [...],
     "dev": {cue: accuracy}, "dev2": {...}, "confirmatory": {...}, "scenes": {split: per-scene
