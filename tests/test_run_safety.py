@@ -323,12 +323,16 @@ def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path:
     one writer per stage directory, one world (shared by identity, not port), the same data."""
     data = tmp_path / "data"
     runs = []
+    # The first downloads with one process and one thread (speed settings: the same stages),
+    # so that its download stage holds its lock a while.
+    slow = ["--set", "download.processes_count=1", "--set", "download.thread_count=1"]
     for name in ("first", "second"):
         out, log = tmp_path / f"{name}.json", tmp_path / f"{name}.log"
+        extra = slow if name == "first" else []
         with open(out, "wb") as stdout, open(log, "wb") as stderr:
             runs.append(
                 subprocess.Popen(
-                    [str(CLI), *BUILD, "--data-root", str(data), "--json"],
+                    [str(CLI), *BUILD, *extra, "--data-root", str(data), "--json"],
                     stdout=stdout,
                     stderr=stderr,
                     stdin=subprocess.DEVNULL,
@@ -336,12 +340,13 @@ def test_two_concurrent_builds_on_one_data_root_end_with_the_same_data(tmp_path:
                     cwd=REPO,
                 )
             )
-        if name == "first":  # the second starts while the first downloads
-            _wait_for_a_finished_shard(runs[0], data, log)
+    # Both start at once (each first starts its temporary Prefect server, ~10 s): whichever
+    # reaches a stage second waits at its lock. Starting the second after the first's first
+    # shard raced: the small build had finished before the second's server was up.
     codes = [run.wait(timeout=900) for run in runs]
     logs = [(tmp_path / f"{n}.log").read_text() for n in ("first", "second")]
     assert codes == [0, 0], logs[1][-3000:] + logs[0][-3000:]
-    assert "waiting for another run" in logs[1], logs[1][-3000:]
+    assert "waiting for another run" in logs[0] + logs[1], logs[1][-3000:] + logs[0][-3000:]
     first, second = (_json_tail((tmp_path / f"{n}.json").read_text()) for n in ("first", "second"))
     for table in ("counting", "common"):
         assert second[table]["fingerprint"] == first[table]["fingerprint"], table

@@ -13,6 +13,7 @@ pretraining first.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 from importlib import resources
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from countclip.atomic import atomic_path, atomic_write_json
+from countclip.atomic import atomic_write_bytes, atomic_write_json
 
 SHIPPED: dict[tuple[str, str], str] = {
     ("countclip-tiny", "synthetic-demo"): "countclip-tiny-synthetic-demo",
@@ -59,8 +60,9 @@ def export(
         for k, v in sorted(state.items())
     }
     path = out / f"{stem}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(half, tmp)
+    buffer = io.BytesIO()  # not a file name: torch.save names the archive after the file, and
+    torch.save(half, buffer)  # a temp file's name would make the same weights other bytes
+    atomic_write_bytes(path, buffer.getvalue())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     record = {
         "model": name,

@@ -348,7 +348,7 @@ def demo_numbers(facts: Facts) -> str:
     blind = report["paired"].get("countclip - control, cue-blind images")
     quiet, loaded = divmod(run["seconds_quiet"], 60), divmod(run["seconds_loaded"], 60)
     text = (
-        f"Last run (commit `{run['commit']}`, 2 cores): baseline {models['baseline']}, "
+        f"Last run (2 cores): baseline {models['baseline']}, "
         f"control {models['control']}, CountCLIP {models['countclip']} on the development "
         f"CountBench. CountCLIP − control: {pts(main['diff'])} points, 95% CI "
         f"[{pts(main['low'])}, {pts(main['high'])}]"
@@ -358,10 +358,11 @@ def demo_numbers(facts: Facts) -> str:
             f"; on the {blind['images']} images no single cue guesses, {pts(blind['diff'])} "
             f"[{pts(blind['low'])}, {pts(blind['high'])}]"
         )
+    again = " and printed the same numbers" if run.get("runs_with_the_same_numbers", 1) > 1 else ""
     return text + (
-        f". It took {quiet[0]} min {quiet[1]} s after the install. A run beside other work "
-        f"took {loaded[0]} min {loaded[1]} s and printed the same numbers. Another kind of CPU "
-        "may move them a little ([why](docs/design.md#the-same-numbers-run-again))."
+        f". The demo takes about {quiet[0]} min {quiet[1]} s on quiet cores after the install "
+        f"({loaded[0]} min {loaded[1]} s beside other work{again}). Another kind of CPU may "
+        "move the numbers a little ([why](docs/design.md#the-same-numbers-run-again))."
     )
 
 
