@@ -51,6 +51,15 @@ def run_ids(per_seed: Sequence[dict]) -> tuple[str, ...]:
     return tuple(r["evaluation_fingerprint"] for r in per_seed)
 
 
+def same_recipe(run: Mapping[str, Any], rows: Mapping[str, list], other_run: Mapping[str, Any],
+                other_rows: Mapping[str, list]) -> bool:  # fmt: skip
+    """Two runs of one recipe: the same commit, and the very same control runs (evaluation
+    fingerprints), so an ablation run later is paired with the recipe it was run for."""
+    return other_run.get("commit") == run.get("commit") and run_ids(
+        other_rows.get(CONTROL, [])
+    ) == run_ids(rows.get(CONTROL, []))
+
+
 def headline_split(folders: Sequence[Path]) -> str:
     """The confirmatory CountBench once a run on it has finished; dev2 until then."""
     return "confirmatory" if any(p.name == "confirmatory" for p in folders) else "dev2"
@@ -92,7 +101,7 @@ def readme_table(results: Path = RESULTS) -> str:
         (f"CountCLIP (`{chosen.parent.name}`)", RECIPE, rows[RECIPE]),
         ("strong control", CONTROL, rows[CONTROL]),
     ]
-    naive = _naive_rows(loaded, chosen, str(run.get("commit")))
+    naive = _naive_rows(loaded, chosen)
     if naive:
         arms.append(("CountCLIP, naive filter", NAIVE, naive))
     if "baseline" in rows:
@@ -123,15 +132,13 @@ def readme_table(results: Path = RESULTS) -> str:
 def _naive_rows(
     loaded: Mapping[Path, tuple[dict[str, Any], dict[str, list[dict]]]],
     recipe: Path,
-    commit: str,
 ) -> list[dict] | None:
     """The naive-filter runs of the recipe's own commit: in the recipe's folder, else in a
     folder of the same commit whose control is the recipe's control (the same runs)."""
-    _, rows = loaded[recipe]
+    run, rows = loaded[recipe]
     if NAIVE in rows:
         return rows[NAIVE]
-    for _folder, (run, other) in sorted(loaded.items()):
-        same_control = run_ids(other.get(CONTROL, [])) == run_ids(rows[CONTROL])
-        if NAIVE in other and str(run.get("commit")) == commit and same_control:
+    for _folder, (other_run, other) in sorted(loaded.items()):
+        if NAIVE in other and same_recipe(run, rows, other_run, other):
             return other[NAIVE]
     return None

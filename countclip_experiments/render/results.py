@@ -24,7 +24,7 @@ from countclip.counts import COUNTS
 from countclip.evaluation.cues import best_single_cue_recall, cue_blind_rows
 from countclip_experiments.render import claims, generated_doc
 from countclip_experiments.render.generated_doc import REPO
-from countclip_experiments.render.readme_table import MARKERS, README, readme_table, run_ids
+from countclip_experiments.render.readme_table import MARKERS, README, readme_table, same_recipe
 from countclip_experiments.render.result_rows import (
     CONTROL,
     ORDER,
@@ -310,9 +310,8 @@ def _recipe_of(folder: Path, loaded: Mapping[Path, tuple]) -> tuple[str, list] |
         if (
             other != folder
             and other.name == folder.name
-            and other_run.get("commit") == run.get("commit")
             and RECIPE in other_rows
-            and run_ids(other_rows.get(CONTROL, [])) == run_ids(rows[CONTROL])
+            and same_recipe(run, rows, other_run, other_rows)
         ):
             return other.parent.name, other_rows[RECIPE]
     return None
