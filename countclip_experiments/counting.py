@@ -14,7 +14,9 @@ the final numbers of a recipe fixed beforehand: before it builds or reads anythi
 the run in the committed ledger (:mod:`countclip_experiments.ledger`: ``results/ledger.json``,
 committed by the run itself), which refuses a tree with any modified or untracked file and a
 second run for the same CountBench and recipe family (``--family``) whatever its ``--name`` or
-worktree; the entry says ``finished`` or ``aborted`` when the run ends. ``run.json`` records the
+worktree; the entry says ``finished`` or ``aborted`` when the run ends, and ``--resume``
+takes an unfinished entry up again from the same tree and commit (the same entry, cached
+stages reused: :func:`countclip_experiments.ledger.resume`). ``run.json`` records the
 commit and the config hash, so the numbers can be traced to the exact recipe that was
 committed before they existed.
 """
@@ -123,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         default="counting",
         help="the recipe family a confirmatory run answers (one run per CountBench and family)",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="confirmatory only: take up this tree's unfinished ledger entry of the same recipe "
+        "(same commit, config, arms and seeds; cached stages are reused), not a new entry",
+    )
     args = parser.parse_args(argv)
     apply_offline_env()
     start = time.perf_counter()
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds_of = {a: args.seeds[:1] if a in args.first_seed_only else args.seeds for a in arms}
     command = ["python", "-m", "countclip_experiments.counting", *(argv or sys.argv[1:])]
     git = ex.git_state(REPO)  # the recipe's commit (a confirmatory run then commits its entry)
+    if args.resume and args.countbench != "confirmatory":
+        raise SystemExit("--resume: only a registered confirmatory run is resumed")
     if args.countbench != "confirmatory":
         _run(args, cfg, arms, seeds_of, name, out, command, start, git)
         return 0
@@ -153,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with ledger.registered(
         REPO,
+        resume_from=str(out.relative_to(REPO)) if args.resume else None,
         experiment=name,
         family=args.family,
         countbench=countbench,
@@ -163,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         seeds_by_arm=seeds_of,
         command=command,
     ) as registration:
-        print(f"registered in {ledger.LEDGER} as {registration.entry['id']}", flush=True)
+        how = "resumed" if args.resume else "registered"
+        print(f"{how} in {ledger.LEDGER} as {registration.entry['id']}", flush=True)
         git["ledger_entry"] = registration.entry["id"]
+        git["commit"] = registration.entry["commit"]  # the recipe's, resumed or not
+        git["attempts"] = 1 + len(registration.entry.get("resumed") or [])
         _run(args, cfg, arms, seeds_of, name, out, command, start, git)
         registration.finish(results=str(out.relative_to(REPO)))
     return 0

@@ -18,7 +18,16 @@ hashes, the seeds, the command, when it started, and its status (``started``, th
   cannot commit its entry does not start;
 - updates the entry's status when the run ends (``finished``; ``aborted`` with the error,
   interrupts included) and commits that too. A run killed outright stays ``started``: it
-  still counts, so an aborted run can never be repeated.
+  still counts, so an aborted run can never be repeated under a new entry.
+
+An unfinished entry can be **resumed** (:func:`resume`), which is not a second entry: only from
+the tree that registered it, whose code is still the recipe's commit (``git diff`` from it
+names the ledger alone), with the same experiment, config, config and arms hashes and seeds,
+and with nothing uncommitted but the run's own rows. Every stage is cached under the data root
+and deterministic, so a resumed run computes what the uninterrupted one would have: nothing
+about the recipe can change between the two, which is what the guard protects. A 5-seed run
+that needs more CPU hours than one sitting has is made this way; each resumption is recorded
+in the entry (when, where, and how the previous attempt ended).
 
 The recipe family names the question a confirmatory run answers (:data:`FAMILIES`); a new
 family is a code change, reviewed like any other.
@@ -158,17 +167,27 @@ def _write(repo: Path, entries: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _set_status(repo: Path, entry_id: str, **fields: Any) -> dict[str, Any]:
-    """Update one entry of this tree's ledger, commit it, move its ref to the new commit."""
+def _set_status(
+    repo: Path, entry_id: str, verb: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """Update one entry of this tree's ledger, commit it (``ledger: <experiment> <verb>``, the
+    new status by default), move its ref to the new commit."""
     entries = _read((repo / LEDGER).read_text() if (repo / LEDGER).is_file() else None, "ledger")
     mine = next((e for e in entries if e.get("id") == entry_id), None)
     if mine is None:  # edited by hand while the run ran: say so, never invent it back
         raise LedgerRefused(f"{repo / LEDGER}: entry {entry_id} is gone from the ledger")
     mine.update(fields)
     _write(repo, entries)
-    commit = _commit(repo, f"ledger: {mine['experiment']} {fields.get('status', 'updated')}")
+    commit = _commit(
+        repo, f"ledger: {mine['experiment']} {verb or fields.get('status', 'updated')}"
+    )
     _git(repo, "update-ref", REF_PREFIX + entry_id, commit)
     return mine
+
+
+RECIPE_FIELDS = ("experiment", "config", "config_hash", "arms_file_sha256", "seeds",
+                 "seeds_by_arm")  # fmt: skip
+"""What a resumed run must share with its entry: the recipe and what it runs."""
 
 
 @dataclass
@@ -269,12 +288,88 @@ def register(
     return Registration(repo, entry, commit)
 
 
+def resume(
+    where: Path,
+    *,
+    family: str,
+    countbench: Mapping[str, Any],
+    own_rows: str,
+    command: list[str] | str,
+    **recipe: Any,
+) -> Registration:
+    """Take up this tree's unfinished entry for this CountBench and family again (status
+    ``started`` once more, the resumption recorded and committed).
+
+    Refuses (:class:`LedgerRefused`) when there is no such entry in this tree's ledger, when it
+    finished, when any of :data:`RECIPE_FIELDS` differs from ``recipe``, when the code differs
+    from the entry's commit (anything but the ledger changed since), or when a file other than
+    the run's own rows (untracked files under ``own_rows``) is uncommitted."""
+    repo = toplevel(Path(where))
+    mine = conflicts(_read(_text(repo / LEDGER), str(repo / LEDGER)), countbench, family)
+    if not mine:
+        elsewhere = conflicts(known_entries(repo), countbench, family)
+        raise LedgerRefused(
+            f"nothing to resume in {repo / LEDGER} for the {countbench.get('split')} CountBench "
+            f"{countbench['digest']} (family {family!r})"
+            + ("; its entry was made in another tree: resume from there" if elsewhere else "")
+        )
+    entry = mine[-1]
+    if entry.get("status") == "finished":
+        raise LedgerRefused(
+            f"entry {entry['id']} ({entry['experiment']}) finished: nothing to resume"
+        )
+    differs = [k for k in RECIPE_FIELDS if entry.get(k) != recipe.get(k)]
+    if differs:
+        shown = "; ".join(f"{k}: entry {entry.get(k)!r}, now {recipe.get(k)!r}" for k in differs)
+        raise LedgerRefused(f"entry {entry['id']} was registered for another run ({shown})")
+    changed = _git(repo, "diff", "--name-only", entry["commit"], "HEAD").stdout.split()
+    code = [path for path in changed if path != LEDGER.as_posix()]
+    if code:
+        raise LedgerRefused(
+            f"entry {entry['id']} ran commit {entry['commit'][:12]}; since then "
+            f"{', '.join(code[:8])} changed: a resumed run is the registered recipe or nothing"
+        )
+    prefix = own_rows.rstrip("/") + "/"
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
+    dirty = [
+        line[3:] for line in status if not (line.startswith("??") and line[3:].startswith(prefix))
+    ]
+    if dirty:
+        raise LedgerRefused(
+            f"resume: uncommitted files other than the run's own rows ({', '.join(dirty[:8])})"
+        )
+    attempt = {
+        "at": _now(),
+        "host": socket.gethostname(),
+        "command": command if isinstance(command, str) else shlex.join(command),
+        "previous_status": entry.get("status"),
+        "previous_reason": entry.get("reason"),
+        "previous_end": entry.get("finished_at"),
+    }
+    resumed = _set_status(
+        repo, entry["id"], "resumed", status="started", reason=None, finished_at=None,
+        resumed=[*(entry.get("resumed") or []), attempt],
+    )  # fmt: skip
+    head = _git(repo, "rev-parse", "HEAD").stdout.strip()
+    return Registration(repo, resumed, head)
+
+
+def _text(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
+
+
 @contextmanager
-def registered(where: Path, **fields: Any) -> Iterator[Registration]:
-    """:func:`register`, then the block; the entry becomes ``finished`` when the block ends
-    (unless it called :meth:`Registration.finish` itself, with its own fields) and
-    ``aborted`` (with the error) when it raises, interrupts and SIGTERM included."""
-    registration = register(where, **fields)
+def registered(
+    where: Path, *, resume_from: str | None = None, **fields: Any
+) -> Iterator[Registration]:
+    """:func:`register` (or with ``resume_from``, the run's rows folder, :func:`resume`), then
+    the block; the entry becomes ``finished`` when the block ends (unless it called
+    :meth:`Registration.finish` itself, with its own fields) and ``aborted`` (with the error)
+    when it raises, interrupts and SIGTERM included."""
+    if resume_from is None:
+        registration = register(where, **fields)
+    else:
+        registration = resume(where, own_rows=resume_from, **fields)
     previous = _raise_on_sigterm()
     try:
         yield registration

@@ -1,7 +1,8 @@
 """The confirmatory counting run end to end on a tiny world, in a git repository of its own:
 it registers (a committed ledger entry) before anything is built, trains the arms (CountCLIP
 through WiSE-FT), evaluates them on the confirmatory CountBench only, writes the rows and
-``run.json``, marks the entry finished, and refuses to run again under another name."""
+``run.json``, marks the entry finished, and refuses to run again under another name. Its first
+attempt dies midway and is resumed: the same entry, not a second one."""
 
 from __future__ import annotations
 
@@ -60,21 +61,44 @@ def test_a_confirmatory_run_registers_runs_and_finishes(
         "--seeds", "0", "--arms", "countclip", "control", "--countbench", "confirmatory",
         "--jobs", "1",
     ]  # fmt: skip
-    assert counting.main(argv) == 0
+    # The first attempt dies after the baselines (a fine-tune worker lost): the entry says
+    # aborted, the baseline's row is kept, and a new entry for this CountBench is refused.
+    real_parallel = counting.ex.parallel
+
+    def worker_lost(*_args, **_kwargs):
+        raise RuntimeError("worker lost")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(counting.ex, "parallel", worker_lost)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        counting.main(argv)
+    [entry] = json.loads((repo / LEDGER).read_text())
+    assert entry["status"] == "aborted" and "worker lost" in entry["reason"]
+    out = repo / "results" / "tiny-r6" / "confirmatory"
+    assert (out / "baseline" / "seed-0.json").is_file() and not (out / "run.json").exists()
+    with pytest.raises(LedgerRefused, match=r"untracked files \(results/tiny-r6/"):
+        counting.main(argv)  # a new entry: refused (its rows are not the recipe)
+    # Resumed from the same tree and commit, it is the same entry, and finishes.
+    monkeypatch.setattr(counting.ex, "parallel", real_parallel)
+    assert counting.main([*argv, "--resume"]) == 0
 
     [entry] = json.loads((repo / LEDGER).read_text())
     assert entry["status"] == "finished" and entry["commit"] == recipe
     assert entry["experiment"] == "tiny-r6" and entry["family"] == "counting"
     assert entry["countbench"]["split"] == "confirmatory" and entry["seeds"] == [0]
     assert entry["results"] == "results/tiny-r6/confirmatory"
+    [attempt] = entry["resumed"]
+    assert attempt["previous_status"] == "aborted" and "worker lost" in attempt["previous_reason"]
     subjects = git(repo, "log", "--format=%s").splitlines()
     assert subjects[0].startswith("ledger: tiny-r6 finished")
-    assert subjects[1].startswith("ledger: register tiny-r6 on the confirmatory CountBench")
-    assert subjects[2] == "tiny recipe"
+    assert subjects[1].startswith("ledger: tiny-r6 resumed")
+    assert subjects[2].startswith("ledger: tiny-r6 aborted")
+    assert subjects[3].startswith("ledger: register tiny-r6 on the confirmatory CountBench")
+    assert subjects[4] == "tiny recipe"
 
-    out = repo / "results" / "tiny-r6" / "confirmatory"
     run = json.loads((out / "run.json").read_text())
     assert run["commit"] == recipe and run["ledger_entry"] == entry["id"]
+    assert run["attempts"] == 2
     assert run["countbench"] == "confirmatory" and set(run["cues"]) >= {"hull area"}
     countclip = json.loads((out / "countclip" / "seed-0.json").read_text())
     assert countclip["countbench"] == "confirmatory"
@@ -96,3 +120,5 @@ def test_a_confirmatory_run_registers_runs_and_finishes(
     git(repo, "commit", "-q", "-m", "results")
     with pytest.raises(LedgerRefused, match="already used"):
         counting.main([*argv, "--name", "tiny-r6-again"])
+    with pytest.raises(SystemExit, match="already run"):
+        counting.main([*argv, "--resume"])

@@ -223,3 +223,67 @@ def test_the_counting_experiment_registers_before_it_builds(
     ledger.register(repo, **fields("first", countbench={**BENCH, "digest": digest}))
     with pytest.raises(LedgerRefused, match="already used"):
         counting.main([*argv, "--name", "a-new-name"])
+
+
+ROWS = "results/bench-counting-r6/confirmatory"
+
+
+def resume_fields(**kw) -> dict:
+    return fields(**kw) | {"own_rows": ROWS}
+
+
+def aborted(repo: Path) -> dict:
+    with pytest.raises(RuntimeError), ledger.registered(repo, **fields()):
+        raise RuntimeError("session ended")
+    rows = repo / ROWS / "baseline"
+    rows.mkdir(parents=True)
+    (rows / "seed-0.json").write_text("{}\n")  # what the first attempt wrote: untracked
+    [entry] = entries(repo)
+    return entry
+
+
+def test_an_unfinished_entry_is_resumed_not_repeated(repo: Path) -> None:
+    first = aborted(repo)
+    registration = ledger.resume(repo, **resume_fields())
+    [entry] = entries(repo)
+    assert entry["id"] == first["id"] == registration.entry["id"]
+    assert entry["status"] == "started" and entry["reason"] is None
+    [attempt] = entry["resumed"]
+    assert attempt["previous_status"] == "aborted" and "session ended" in attempt["previous_reason"]
+    assert git(repo, "log", "-1", "--format=%s") == "ledger: bench-counting-r6 resumed"
+    assert git(repo, "rev-parse", ledger.REF_PREFIX + entry["id"]) == registration.commit
+    registration.finish(results=ROWS)
+    with pytest.raises(LedgerRefused, match="finished: nothing to resume"):
+        ledger.resume(repo, **resume_fields())
+
+
+def test_a_resumed_run_is_the_registered_recipe_or_nothing(repo: Path, tmp_path: Path) -> None:
+    aborted(repo)
+    with pytest.raises(LedgerRefused, match=r"registered for another run.*config_hash"):
+        ledger.resume(repo, **resume_fields(config_hash="edited"))
+    with pytest.raises(LedgerRefused, match=r"registered for another run.*seeds"):
+        ledger.resume(repo, **resume_fields(seeds=[0, 1, 2]))
+    (repo / "stray.py").write_text("x = 1\n")
+    with pytest.raises(LedgerRefused, match=r"other than the run's own rows \(stray\.py"):
+        ledger.resume(repo, **resume_fields())
+    (repo / "stray.py").unlink()
+    other = tmp_path / "elsewhere"
+    git(repo, "worktree", "add", "-q", "--detach", str(other), "HEAD~2")
+    with pytest.raises(LedgerRefused, match="made in another tree"):
+        ledger.resume(other, **resume_fields())
+    (repo / "configs" / "recipe.yaml").write_text("name: recipe\nlr: 1\n")
+    git(repo, "commit", "-q", "-am", "a better idea")
+    with pytest.raises(LedgerRefused, match=r"configs/recipe\.yaml changed"):
+        ledger.resume(repo, **resume_fields())
+    [entry] = entries(repo)
+    assert entry["status"] == "aborted" and "resumed" not in entry
+
+
+def test_results_md_lists_every_entry_with_its_resumptions(repo: Path) -> None:
+    from countclip_experiments.render.results import ledger_section
+
+    aborted(repo)
+    ledger.resume(repo, **resume_fields())
+    shown = ledger_section(repo / "results")
+    [row] = [line for line in shown.splitlines() if "bench-counting-r6" in line]
+    assert row.endswith("| started (resumed 1×) |") and "c0ffee0123456789" in row

@@ -269,6 +269,11 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(parts)
 
 
+def _resumed(entry: dict) -> str:
+    times = len(entry.get("resumed") or [])
+    return f" (resumed {times}×)" if times else ""
+
+
 def ledger_section(results: Path) -> str:
     """Every entry of the confirmatory ledger (``results/ledger.json``): which run read which
     confirmatory CountBench, for which recipe family, from which commit, and how it ended."""
@@ -294,7 +299,7 @@ def ledger_section(results: Path) -> str:
             f"| `{e.get('id')}` | {e.get('experiment')} | {e.get('family')} | "
             f"{bench.get('split')} ({bench.get('seed')}, `{bench.get('digest')}`) | "
             f"`{str(e.get('commit'))[:12]}` | {', '.join(map(str, e.get('seeds') or []))} | "
-            f"{e.get('started_at')} | {e.get('status')} |"
+            f"{e.get('started_at')} | {e.get('status')}{_resumed(e)} |"
         )
     return "\n".join(lines) + "\n"
 
