@@ -211,8 +211,12 @@ class Registration:
         return self.entry
 
 
+STAMP = "%Y-%m-%dT%H:%M:%S%z"
+"""How the ledger writes a time (local time with its UTC offset)."""
+
+
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return time.strftime(STAMP)
 
 
 def register(

@@ -59,6 +59,7 @@ def _table(path: str, drop: tuple[str, ...] = ()) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # two whole builds and two trainings (~2 min quiet): make test-slow, in CI
 def test_the_demo_data_is_the_same_beside_a_cpu_hog_and_training_twice_is_too(tmp_path) -> None:
     port = _free_port()
     quiet = _build(tmp_path / "quiet", port)

@@ -287,3 +287,19 @@ def test_results_md_lists_every_entry_with_its_resumptions(repo: Path) -> None:
     shown = ledger_section(repo / "results")
     [row] = [line for line in shown.splitlines() if "bench-counting-r6" in line]
     assert row.endswith("| started (resumed 1×) |") and "c0ffee0123456789" in row
+
+
+def test_the_protocol_says_how_long_each_attempt_took(repo: Path) -> None:
+    """The CPU budget in docs/protocol.md comes from the ledger: the first attempt ended with
+    an abort, the resumed one is still running (no end yet)."""
+    from countclip_experiments.render.claim_blocks import confirmatory_budget
+    from countclip_experiments.render.claims import Facts
+
+    aborted(repo)
+    ledger.resume(repo, **resume_fields())
+    text = confirmatory_budget(Facts(repo / "results"))
+    [entry] = entries(repo)
+    assert f"ledger entry `{entry['id']}`, seeds 0, 1, 2, 3, 4) has not finished" in text
+    assert "after 2 attempts" in text and "(aborted)" in text
+    assert "no end recorded (still running, or killed outright)" in text
+    assert "h of wall time recorded so far; it is resumed with `--resume`." in text

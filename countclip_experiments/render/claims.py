@@ -58,6 +58,10 @@ class Facts:
         self.records = {r["name"]: r for r in (json.loads(p.read_text()) for p in paths)}
         scale = results / "cues" / "object-scale.json"
         self.cue_scale = json.loads(scale.read_text()) if scale.is_file() else None
+        ledger = results / "ledger.json"
+        self.ledger: list[dict[str, Any]] = (
+            json.loads(ledger.read_text()) if ledger.is_file() else []
+        )
 
     def rows(self, experiment: str, split: str) -> dict[str, list[dict]]:
         return self.runs[(experiment, split)][1]
