@@ -7,7 +7,6 @@ test does leaks into ~/.prefect or /tmp. The directory is removed when the sessi
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import tempfile
@@ -47,27 +46,6 @@ def pytest_report_header() -> str:
     free = free_bytes(_RUN_TMP)
     shown = "unknown" if free is None else f"{free / 2**30:.1f} GiB"
     return f"countclip test temp: {_RUN_TMP} ({shown} free)"
-
-
-DURATIONS = REPO / "tests" / "durations.json"
-"""Seconds each test took in a measured run (``scripts/record_test_durations.py`` writes it from
-a ``--durations=0`` log): the order in which xdist hands files out."""
-
-
-@pytest.hookimpl(trylast=True)  # after ``-m`` deselected: a file's time in this tier
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest files first. ``make test`` hands whole files to 2 workers (``--dist loadfile``,
-    ``--no-loadscope-reorder``) in collection order; xdist's own order (most tests first) left
-    the one-test files of minutes (the rehearsal, the Prefect server stacks) for last, and the
-    suite then waited on one worker. pytest leaves tests under 5 ms out of its report, so a
-    test not in the record counts as nothing; a file with no test in it, as a minute (new files
-    are often end-to-end ones, and a short file started early costs little)."""
-    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
-    per_file: dict[Path, float] = {}
-    for item in items:
-        per_file[item.path] = per_file.get(item.path, 0.0) + seconds.get(item.nodeid, 0.0)
-    per_file = {path: total or 60.0 for path, total in per_file.items()}
-    items.sort(key=lambda item: -per_file[item.path])  # stable: a file keeps its tests' order
 
 
 @pytest.fixture(scope="session")

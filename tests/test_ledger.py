@@ -292,8 +292,8 @@ def test_results_md_lists_every_entry_with_its_resumptions(repo: Path) -> None:
 def test_the_protocol_says_how_long_each_attempt_took(repo: Path) -> None:
     """The CPU budget in docs/protocol.md comes from the ledger: the first attempt ended with
     an abort, the resumed one is still running (no end yet)."""
-    from countclip_experiments.render.claim_blocks import confirmatory_budget
     from countclip_experiments.render.claims import Facts
+    from countclip_experiments.render.ledger_claims import confirmatory_budget
 
     aborted(repo)
     ledger.resume(repo, **resume_fields())
