@@ -35,7 +35,7 @@ demo: setup
 # servers and child processes). test-slow: the rebuild of the shipped baseline and the longer
 # variants of fault drills make test already runs once; CI (.ci/run) runs both. xdist's own
 # order (files with most tests first) stays: handing out the longest files first ran the heavy
-# end-to-end tests side by side: 22 min against 16 min on 2 quiet cores (one run each).
+# end-to-end tests side by side: 22 min against 16.7 on 2 quiet cores (one run each).
 # One OpenMP thread per torch process (unless OMP_NUM_THREADS is set): the two workers' child
 # processes then do not spin against each other on 2 cores (14.9 min against 16.7, one quiet run
 # each). test-slow keeps torch's default: it rebuilds the shipped baseline as it was made.
