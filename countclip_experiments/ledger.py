@@ -122,7 +122,7 @@ def known_entries(repo: Path) -> list[dict[str, Any]]:
     sources = [(None, repo / LEDGER)] + [(commit, None) for commit in _refs(repo)]
     for commit, path in sources:
         if path is not None:
-            text = path.read_text() if path.is_file() else None
+            text = _text(path)
             where = str(path)
         else:
             shown = _git(repo, "show", f"{commit}:{LEDGER.as_posix()}", check=False)
@@ -172,7 +172,7 @@ def _set_status(
 ) -> dict[str, Any]:
     """Update one entry of this tree's ledger, commit it (``ledger: <experiment> <verb>``, the
     new status by default), move its ref to the new commit."""
-    entries = _read((repo / LEDGER).read_text() if (repo / LEDGER).is_file() else None, "ledger")
+    entries = _read(_text(repo / LEDGER), "ledger")
     mine = next((e for e in entries if e.get("id") == entry_id), None)
     if mine is None:  # edited by hand while the run ran: say so, never invent it back
         raise LedgerRefused(f"{repo / LEDGER}: entry {entry_id} is gone from the ledger")
@@ -277,7 +277,7 @@ def register(
         "started_at": _now(),
         "status": "started",
     }
-    entries = _read((repo / LEDGER).read_text() if (repo / LEDGER).is_file() else None, "ledger")
+    entries = _read(_text(repo / LEDGER), "ledger")
     _write(repo, [*entries, entry])
     try:
         commit = _commit(
