@@ -36,8 +36,6 @@ from countclip.synthetic.layout import SHAPE_AREA, layout_scene, object_outline
 from countclip.synthetic.world import Scene
 
 CUES: tuple[str, ...] = ("largest item", "mean item", "total area", "hull area", "spread")
-CUE_FIT_PER_COUNT = 200
-"""Scenes per count the cue-only classifiers are fit on (a CountBench has 60)."""
 
 
 def scene_cues(scene: Scene) -> dict[str, float]:
@@ -64,19 +62,19 @@ def cue_rows(scenes: Iterable[Scene]) -> list[dict[str, Any]]:
 
 
 def countbench_cue_predictions(
-    world: WorldConfig, split: Split = "dev", fit_per_count: int = CUE_FIT_PER_COUNT
+    world: WorldConfig, split: Split = "dev", fit_per_count: int | None = None
 ) -> dict[str, Any]:
     """What each cue-only classifier guesses for every scene of the ``split`` CountBench, in its
     row order (row i is the CountBench's ``SAMPLE_ID`` i): ``{"true": [count per row],
     "predicted": {cue: [count per row]}}``; classifiers fit on ``fit_per_count`` other scenes per
-    count."""
+    count (``world.cue_fit_per_count`` unless given)."""
     test = cue_rows(scene for scene, _ in countbench_scenes(world, split))
-    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count))
+    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count or world.cue_fit_per_count))
     predicted = cue_predictions(fit, [r["count"] for r in fit], test, cues=CUES)
     return {"true": [r["count"] for r in test], "predicted": predicted}
 
 
-def cue_report(world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT) -> dict[str, Any]:
+def cue_report(world: WorldConfig, fit_per_count: int | None = None) -> dict[str, Any]:
     """The cue-only baselines of every CountBench: ``{"chance": 1/9, "cues": [...],
     "dev": {cue: accuracy}, "dev2": {...}, "confirmatory": {...}, "scenes": {split: per-scene
     guesses}}`` (the guesses as :func:`countbench_cue_predictions` returns them), the rows a
@@ -90,7 +88,7 @@ def cue_report(world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT) -> di
 
 
 def write_cue_report(
-    path: str | os.PathLike[str], world: WorldConfig, fit_per_count: int = CUE_FIT_PER_COUNT
+    path: str | os.PathLike[str], world: WorldConfig, fit_per_count: int | None = None
 ) -> Path:
     """Write :func:`cue_report` as JSON (atomically); returns the path."""
     return atomic_write_text(path, json.dumps(cue_report(world, fit_per_count)) + "\n")
