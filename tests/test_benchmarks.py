@@ -27,7 +27,11 @@ RATIOS: dict[str, set[str]] = {
     "bench_dask.py": {"work_speedup_2_over_1_workers", "wall_speedup_2_over_1_workers"},
     "bench_distributed.py": {"ray_over_multiprocessing_images_per_s"},
     "bench_download.py": {"stage_over_cli", "stage_over_in_process"},
-    "bench_eval.py": {"text_share_default", "naive_over_default_seconds"},
+    "bench_eval.py": {
+        "text_share_default",
+        "naive_over_default_seconds",
+        "trim_over_default_text_seconds",
+    },
     "bench_metadata.py": {"candidates_over_raw", "remote_over_local_stage1_rows_per_s"},
     "bench_synthetic.py": {"render_jpeg_over_new_jpeg", "metadata_over_python_loop"},
     "bench_train.py": {

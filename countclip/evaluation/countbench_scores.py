@@ -82,6 +82,7 @@ def evaluate_countbench(
     *,
     dedupe: bool = True,
     trim: bool = True,
+    share_prefixes: bool = True,
     label: str = "",
     counts: Sequence[int] = COUNTS,
     progress: Progress | None = None,
@@ -91,7 +92,8 @@ def evaluate_countbench(
     Writes ``results.json`` (metrics, coverage, timing), ``predictions.parquet`` (one row per
     evaluated image: true and predicted count, the nine similarities, the captions' crop flag),
     ``confusion.png`` and ``per_count.png`` to ``out_dir``; returns the results dict.
-    ``dedupe=False`` encodes every caption of every row and ``trim=False`` pads every caption to
+    ``dedupe=False`` encodes every caption of every row, ``share_prefixes=False`` encodes each
+    caption whole (not each shared token prefix once) and ``trim=False`` pads every caption to
     the full context (together: the naive baseline, for ``benchmarks/bench_eval.py``).
     """
     from countclip.plots import plot_confusion_matrix, plot_per_count_accuracy
@@ -156,7 +158,9 @@ def evaluate_countbench(
         unique = flat
         index = torch.arange(len(flat))
     text_batch = max(batch_size, 256)
-    text_feats = encode_texts(model, tokenizer, unique, text_batch, device, trim=trim)
+    text_feats = encode_texts(
+        model, tokenizer, unique, text_batch, device, trim=trim, share_prefixes=share_prefixes
+    )
     text_seconds = time.perf_counter() - text_start
 
     image_feats = torch.cat(feats) if feats else torch.zeros(0, 1)
@@ -198,6 +202,7 @@ def evaluate_countbench(
             "encoded_captions": len(unique),
             "dedupe": dedupe,
             "trim": trim,
+            "share_prefixes": share_prefixes,
         },
         "countbench_fingerprint": countbench_manifest.get("fingerprint"),
     }

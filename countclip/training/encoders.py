@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 from torch import nn
 
+from countclip.training.shared_prefixes import can_share_prefixes, encode_shared_prefixes
+
 PAD_ID = 0
 """open_clip's tokenizers pad with 0 after the end-of-text token."""
 
@@ -77,16 +79,21 @@ def encode_texts(
     device: torch.device,
     *,
     trim: bool = True,
+    share_prefixes: bool = True,
 ) -> torch.Tensor:
     """L2-normalised text embeddings (float32, CPU) of ``texts``, in order.
 
-    With ``trim``, texts are batched in order of token length so each batch is cut to its own
-    longest caption (:func:`encode_text`); ``trim=False`` pads every caption to the full context
-    (the naive baseline ``benchmarks/bench_eval.py`` measures against).
+    With ``share_prefixes`` (and a tower that allows it), each token prefix that several texts
+    share is encoded once (:mod:`countclip.training.shared_prefixes`). Otherwise, with ``trim``,
+    texts are batched in order of token length so each batch is cut to its own longest caption
+    (:func:`encode_text`); ``trim=False`` pads every caption to the full context (the naive
+    baseline ``benchmarks/bench_eval.py`` measures against).
     """
     if not texts:
         return torch.zeros(0, 0)
     tokens = tokenizer(list(texts))
+    if trim and share_prefixes and can_trim(model) and can_share_prefixes(model):
+        return encode_shared_prefixes(model, tokens, device)
     if not trim:
         chunks = [
             model.encode_text(tokens[i : i + batch_size].to(device), normalize=True).float().cpu()
