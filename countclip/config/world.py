@@ -59,7 +59,3 @@ class WorldConfig(StrictModel):
     zero_shot_image_size: int = Field(
         64, ge=16, description="render size of the zero-shot images (match the download size)"
     )
-    cue_fit_per_count: int = Field(
-        200, ge=2, description="scenes per count the cue-only baselines (object size, total "
-        "area, spread) are fit on; fewer is faster and makes those baselines noisier",
-    )  # fmt: skip

@@ -36,6 +36,17 @@ from countclip.synthetic.layout import SHAPE_AREA, layout_scene, object_outline
 from countclip.synthetic.world import Scene
 
 CUES: tuple[str, ...] = ("largest item", "mean item", "total area", "hull area", "spread")
+CUE_FIT_PER_COUNT = 200
+"""Scenes per count the cue-only classifiers are fit on (a CountBench has 60)..."""
+CUE_FIT_PER_BENCH_SCENE = 8
+"""...or 8 for each of the CountBench's scenes per count when that is fewer (a toy CountBench
+of 4 per count gets 32: its own accuracies are that coarse, and fitting costs ~0.7 ms a
+scene)."""
+
+
+def cue_fit_per_count(world: WorldConfig) -> int:
+    """Scenes per count the cue-only classifiers of ``world``'s CountBenches are fit on."""
+    return min(CUE_FIT_PER_COUNT, CUE_FIT_PER_BENCH_SCENE * world.countbench_per_count)
 
 
 def scene_cues(scene: Scene) -> dict[str, float]:
@@ -67,9 +78,9 @@ def countbench_cue_predictions(
     """What each cue-only classifier guesses for every scene of the ``split`` CountBench, in its
     row order (row i is the CountBench's ``SAMPLE_ID`` i): ``{"true": [count per row],
     "predicted": {cue: [count per row]}}``; classifiers fit on ``fit_per_count`` other scenes per
-    count (``world.cue_fit_per_count`` unless given)."""
+    count (:func:`cue_fit_per_count` unless given)."""
     test = cue_rows(scene for scene, _ in countbench_scenes(world, split))
-    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count or world.cue_fit_per_count))
+    fit = cue_rows(cue_fit_scenes(world, split, fit_per_count or cue_fit_per_count(world)))
     predicted = cue_predictions(fit, [r["count"] for r in fit], test, cues=CUES)
     return {"true": [r["count"] for r in test], "predicted": predicted}
 
