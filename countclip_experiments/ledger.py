@@ -83,11 +83,16 @@ def toplevel(path: Path) -> Path:
     return Path(out)
 
 
-def dirty_files(repo: Path) -> list[str]:
-    """Modified, staged, deleted **and untracked** paths (``git status --porcelain``); ignored
-    files are not listed."""
+def git_status(repo: Path) -> list[tuple[str, str]]:
+    """``(code, path)`` of every modified, staged, deleted **and untracked** file (``git status
+    --porcelain``: ``"??"`` is untracked); ignored files are not listed."""
     out = _git(repo, "status", "--porcelain", "--untracked-files=all").stdout
-    return [line[3:] for line in out.splitlines() if line.strip()]
+    return [(line[:2], line[3:]) for line in out.splitlines() if line.strip()]
+
+
+def dirty_files(repo: Path) -> list[str]:
+    """The paths of :func:`git_status`."""
+    return [path for _, path in git_status(repo)]
 
 
 def countbench_digest(scenes: Any) -> str:
@@ -334,9 +339,10 @@ def resume(
             f"{', '.join(code[:8])} changed: a resumed run is the registered recipe or nothing"
         )
     prefix = own_rows.rstrip("/") + "/"
-    status = _git(repo, "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
     dirty = [
-        line[3:] for line in status if not (line.startswith("??") and line[3:].startswith(prefix))
+        path
+        for code, path in git_status(repo)
+        if not (code == "??" and path.startswith(prefix))  # the run's own rows, untracked
     ]
     if dirty:
         raise LedgerRefused(
