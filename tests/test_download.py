@@ -34,6 +34,7 @@ from countclip.data.download.passes import (
     shard_paths,
 )
 from countclip.data.download.runner import (
+    CHILD,
     PassJob,
     clear_stop,
     request_stop,
@@ -367,6 +368,20 @@ def test_only_ledgered_shards_count_and_the_others_are_redone(tmp_path):
     watch.finish(returncode=0)
     assert read_ledger(pass_dir) == {0: 1000.0, 1: 1001.0, 2: 2002.0, 3: 2003.0}
     assert sorted(completed_shards(pass_dir)) == [0, 1, 2, 3]
+
+
+def test_the_child_keeps_torch_out_and_img2dataset_still_imports():
+    """What every process of a pass runs first (the child file's top level, re-run by spawn as
+    ``__mp_main__``) keeps torch out, and img2dataset (through webdataset) still imports."""
+    probe = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(CHILD)!r}, run_name='__mp_main__')\n"
+        "from img2dataset import download\n"
+        "from webdataset import TarWriter\n"
+        "assert sys.modules['torch'] is None, sys.modules['torch']\n"
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_requested_stop_starts_no_child(tmp_path):

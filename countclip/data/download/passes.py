@@ -64,8 +64,21 @@ import pyarrow.parquet as pq
 from countclip.atomic import atomic_path, atomic_write_json
 from countclip.config import DownloadConfig
 from countclip.data.download.engines import ClusterUnreachable, check_cluster, engine_setup
-from countclip.data.download.results import ERROR_CLASSES, ROW_COL, STATE_NAME, PathLike, classify_error, final_status, forget_retryable, pass_dirs, pass_record, read_results, shard_paths, summarise
 from countclip.data.download.ledger import completed_shards, ledger_path, repair_pass, sums_path
+from countclip.data.download.results import (
+    ERROR_CLASSES,
+    ROW_COL,
+    STATE_NAME,
+    PathLike,
+    classify_error,
+    final_status,
+    forget_retryable,
+    pass_dirs,
+    pass_record,
+    read_results,
+    shard_paths,
+    summarise,
+)
 from countclip.data.download.runner import DownloadStopped, img2dataset_kwargs, run_img2dataset
 from countclip.data.download.watch import DownloadError, DownloadStalled, PassJob
 from countclip.progress import Progress

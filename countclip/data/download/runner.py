@@ -112,44 +112,10 @@ def img2dataset_kwargs(
     }
 
 
-_CHILD = """
-import ctypes, json, os, signal, sys, threading, time
-parent = int(sys.argv[2])
-def take_group_down(*_):  # img2dataset's pool workers, or the local Ray cluster, share the group
-    os.killpg(0, signal.SIGKILL)
-signal.signal(signal.SIGTERM, take_group_down)
-ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-if os.getppid() != parent:  # the caller died before prctl took effect
-    take_group_down()
-def watchdog():  # fallback: the handler needs the main thread back in the interpreter
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            take_group_down()
-threading.Thread(target=watchdog, daemon=True).start()
-with open(sys.argv[1]) as f:
-    kwargs = json.load(f)
-engine = json.loads(sys.argv[3])
-if engine["distributor"] == "ray":  # img2dataset submits its shard tasks to the cluster joined here
-    joined = threading.Event()
-    def give_up(why):
-        print(f"COUNTCLIP_CLUSTER_ERROR {engine['setting']}: {why}", flush=True)
-        os._exit(engine["exit_status"])
-    def deadline():  # ray.init retries an address that does not answer for minutes
-        if not joined.wait(engine["connect_seconds"]):
-            give_up(f"no Ray cluster answered within {engine['connect_seconds']:g} s")
-    threading.Thread(target=deadline, daemon=True).start()
-    import ray
-    try:
-        ray.init(**engine["ray_init"])
-    except Exception as exc:
-        give_up(f"{type(exc).__name__}: {exc}")
-    joined.set()
-from img2dataset import download
-download(**kwargs)
-"""
-"""The img2dataset child: nothing but img2dataset (and the engine it runs on) is imported
-(start-up is part of every pass)."""
+CHILD = Path(__file__).with_name("img2dataset_child.py")
+"""The img2dataset child, run by path (:mod:`countclip.data.download.img2dataset_child` says
+why): nothing but img2dataset (and the engine it runs on) is imported, because start-up is part
+of every pass."""
 
 
 def run_img2dataset(
@@ -209,8 +175,8 @@ def _run(
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-c",
-                _CHILD,
+                "-P",
+                str(CHILD),
                 str(args_path),
                 str(os.getpid()),
                 json.dumps(engine),

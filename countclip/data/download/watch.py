@@ -31,7 +31,16 @@ from countclip.atomic import (
     free_bytes,
     is_disk_full,
 )
-from countclip.data.download.ledger import completed_shards, finished_shards, ledger_key, read_ledger, read_sums, shard_finished, sums_path, write_ledger
+from countclip.data.download.ledger import (
+    completed_shards,
+    finished_shards,
+    ledger_key,
+    read_ledger,
+    read_sums,
+    shard_finished,
+    sums_path,
+    write_ledger,
+)
 from countclip.integrity import file_sum
 
 LOW_SPACE_BYTES = 1 << 20
