@@ -237,8 +237,27 @@ def parallel(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterabl
     if workers <= 1:
         yield from map(fn, jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    try:
         yield from pool.map(fn, jobs)
+    except BaseException:
+        # A stop (SIGTERM made SystemExit, Ctrl-C, a failed job, a closed generator) must not
+        # wait for the running jobs, which can be fine-tunes of many minutes: the executor's
+        # own exit would. Their work is checkpointed, so a resumed run continues it.
+        stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate ``pool``'s workers and cancel what has not started. Python 3.14 has
+    ``terminate_workers``; before it, the executor's worker table is the only handle."""
+    if terminate := getattr(pool, "terminate_workers", None):
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def one_thread() -> None:
