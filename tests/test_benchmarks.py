@@ -29,6 +29,7 @@ RATIOS: dict[str, set[str]] = {
     "bench_download.py": {"stage_over_cli", "stage_over_in_process"},
     "bench_eval.py": {
         "text_share_default",
+        "text_mac_share_floor",
         "naive_over_default_seconds",
         "trim_over_default_text_seconds",
     },
