@@ -5,6 +5,7 @@ per-seed differences, bootstrap and McNemar, is in docs/results.md."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from countclip_experiments.render.result_rows import (
 README = REPO / "README.md"
 MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 NAIVE = "countclip-naive"
-HEADLINE_CONFIG = "configs/bench-counting.yaml"
-"""The experiment config whose recipe the README reports; other configs (another world's
-caption noise, say) are studies, in docs/results.md."""
+HEADLINE_CONFIG = re.compile(r"configs/bench-counting(-r\d+)?\.yaml")
+"""The experiment configs whose recipes the README reports: ``bench-counting.yaml`` (recipes
+r1, r2) and each later recipe's own ``bench-counting-r<N>.yaml``; other configs (another
+world's caption noise, say) are studies, in docs/results.md."""
 RECIPE_ARMS = {RECIPE, CONTROL, "baseline", NAIVE}
 
 DEFINITIONS = {
@@ -69,7 +71,7 @@ def latest_recipe(
     loaded: Mapping[Path, tuple[dict[str, Any], dict[str, list[dict]]]],
 ) -> Path | None:
     """The folder of the latest committed recipe: the most recent run (by its date, then
-    name) of :data:`HEADLINE_CONFIG` that trained its own recipe against a control and no
+    name) of a :data:`HEADLINE_CONFIG` that trained its own recipe against a control and no
     ablation (a run of ablations that repeats the recipe is not a new recipe). Latest, never
     best: picking among recipes by their CountBench numbers would be selection on the test
     set."""
@@ -79,7 +81,7 @@ def latest_recipe(
         if RECIPE in rows
         and CONTROL in rows
         and set(rows) <= RECIPE_ARMS
-        and run.get("config", HEADLINE_CONFIG) == HEADLINE_CONFIG
+        and HEADLINE_CONFIG.fullmatch(run.get("config", "configs/bench-counting.yaml"))
     ]
     return max(recipes, key=lambda p: (str(loaded[p][0].get("date")), p.parent.name), default=None)
 
