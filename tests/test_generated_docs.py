@@ -154,6 +154,12 @@ def test_the_headline_skips_ablation_runs_and_other_worlds(tmp_path: Path) -> No
     table = render_results.readme_table(tmp_path)
     assert "| CountCLIP (`exp-r2`) |" in table and table.count("| CountCLIP") == 1
     assert len([line for line in table.splitlines() if line.startswith("| ")]) <= 7  # + header
+    # a later recipe with its own config (configs/bench-counting-r<N>.yaml) is the headline
+    _write_experiment(
+        tmp_path, "exp-r6", "c5", {"control": control, "countclip": recipe}, date="4",
+        config="configs/bench-counting-r6.yaml",
+    )  # fmt: skip
+    assert "| CountCLIP (`exp-r6`) |" in render_results.readme_table(tmp_path)
 
 
 def _validation_run(seed: int, loss: str, last: float, shape: float, **settings: object) -> dict:
