@@ -90,11 +90,6 @@ def git_status(repo: Path) -> list[tuple[str, str]]:
     return [(line[:2], line[3:]) for line in out.splitlines() if line.strip()]
 
 
-def dirty_files(repo: Path) -> list[str]:
-    """The paths of :func:`git_status`."""
-    return [path for _, path in git_status(repo)]
-
-
 def countbench_digest(scenes: Any) -> str:
     """What identifies a CountBench: every scene's id, count, kind and caption, hashed."""
     rows = [[s.sample_id, s.count, s.shape, s.colour, text] for s, text in scenes]
@@ -244,7 +239,7 @@ def register(
     repo = toplevel(Path(where))
     if family not in FAMILIES:
         raise LedgerRefused(f"recipe family {family!r}: expected one of {sorted(FAMILIES)}")
-    dirty = dirty_files(repo)
+    dirty = [path for _, path in git_status(repo)]
     if dirty:
         shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
         raise LedgerRefused(

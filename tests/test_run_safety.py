@@ -244,7 +244,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
     children = psutil.Process(pid).children(recursive=True)
     cmdlines = [" ".join(c.cmdline()) for c in children]
     assert any("uvicorn" in c for c in cmdlines), cmdlines  # Prefect's temporary server
-    assert any("img2dataset import download" in c for c in cmdlines), cmdlines
+    assert any("img2dataset_child.py" in c for c in cmdlines), cmdlines
     return children
 
 
