@@ -154,24 +154,23 @@ def text_mac_share_floor(model, tokenizer, manifest) -> float:
     import pyarrow.parquet as pq
     import torch
 
-    from countclip.evaluation.scoring import count_captions
+    from countclip.evaluation.scoring import count_captions, stored_span
     from countclip.training.shared_prefixes import _Trie, pooled_positions
 
     rows = pq.read_table(manifest["outputs"]["rows"]).to_pylist()
-    captions = dict.fromkeys(
-        c for r in rows for c in count_captions(r["TEXT"], int(r["number"]), tokenizer) or []
+    captions = dict.fromkeys(  # as evaluate_countbench makes them: at the stored number span
+        c
+        for r in rows
+        for c in count_captions(r["TEXT"], int(r["number"]), tokenizer, span=stored_span(r)) or []
     )
     tokens = tokenizer(list(captions))
     ends = pooled_positions(model, tokens).tolist()
     trie = _Trie([tuple(t[: e + 1]) for t, e in zip(tokens.tolist(), ends, strict=True)])
     *inner, last = model.transformer.resblocks
     kv = last.attn.in_proj_weight.numel()
-    projection = model.text_projection
-    projection_macs = (
-        projection.weight.numel()
-        if isinstance(projection, torch.nn.Linear)
-        else (projection.numel() if projection is not None else 0)
-    )
+    projection = model.text_projection  # a Linear, a matrix, or None
+    projection = projection.weight if isinstance(projection, torch.nn.Linear) else projection
+    projection_macs = 0 if projection is None else projection.numel()
     text = trie.size * (sum(_linear_macs(b) for b in inner) + kv)
     text += len(set(trie.end)) * (_linear_macs(last) - kv + projection_macs)
     visual = model.visual

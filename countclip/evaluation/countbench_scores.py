@@ -36,6 +36,7 @@ from countclip.evaluation.countbench import check_coverage
 from countclip.evaluation.scoring import (
     count_captions,
     metrics_from_similarities,
+    stored_span,
 )
 from countclip.evaluation.zeroshot import zero_shot_eval
 from countclip.fingerprints import file_fingerprint
@@ -140,9 +141,9 @@ def evaluate_countbench(
     cropped: list[bool] = []
     for i, sid in enumerate(ids):
         row = by_id[sid]
-        located = row.get("number_start") is not None and row.get("number_end") is not None
-        span = (row["number_start"], row["number_end"]) if located else None
-        captions = count_captions(row["TEXT"], int(row["number"]), tokenizer, counts, span=span)
+        captions = count_captions(
+            row["TEXT"], int(row["number"]), tokenizer, counts, span=stored_span(row)
+        )
         if captions is None:
             skipped.append(sid)
             continue

@@ -10,7 +10,7 @@ reproduction's character truncation — can cut the number off, leaving nine ide
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -63,6 +63,14 @@ def metrics_from_similarities(
         "confusion": confusion.tolist(),
         "predictions": [counts[i] for i in pred_idx.tolist()],
     }
+
+
+def stored_span(row: Mapping[str, Any]) -> tuple[int, int] | None:
+    """A CountBench row's stored number-word span (``number_start``/``number_end`` of
+    ``rows.parquet``), or None where the CountBench stage could not locate it."""
+    if row.get("number_start") is None or row.get("number_end") is None:
+        return None
+    return int(row["number_start"]), int(row["number_end"])
 
 
 def count_captions(
